@@ -1,0 +1,101 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::{Either, Ready};
+use http::{header, Request, Response};
+use tower::{Layer, Service};
+
+use super::ArtifactStore;
+
+/// Routes requests over an [`ArtifactStore`]: on a match the request carries a
+/// [`super::RouteMatch`] extension; otherwise the layer answers 404 900906 (or 503 700700 for a
+/// BLOCKED API). Synchronous: no allocation or boxing on the way through.
+pub struct RouteLayer<A: ?Sized> {
+    artifacts: Arc<A>,
+}
+
+impl<A: ?Sized> Clone for RouteLayer<A> {
+    fn clone(&self) -> Self {
+        RouteLayer {
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+impl<A: ?Sized> fmt::Debug for RouteLayer<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteLayer").finish_non_exhaustive()
+    }
+}
+
+impl<A: ArtifactStore + ?Sized> RouteLayer<A> {
+    /// A layer routing over `artifacts`.
+    pub fn new(artifacts: Arc<A>) -> Self {
+        RouteLayer { artifacts }
+    }
+}
+
+impl<S, A: ?Sized> Layer<S> for RouteLayer<A> {
+    type Service = RouteService<S, A>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RouteService {
+            inner,
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+/// The service of [`RouteLayer`].
+pub struct RouteService<S, A: ?Sized> {
+    inner: S,
+    artifacts: Arc<A>,
+}
+
+impl<S: Clone, A: ?Sized> Clone for RouteService<S, A> {
+    fn clone(&self) -> Self {
+        RouteService {
+            inner: self.inner.clone(),
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, A: ?Sized> fmt::Debug for RouteService<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for RouteService<S, A>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    A: ArtifactStore + ?Sized,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response<ResBody>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        match self.artifacts.resolve(req.method(), host, req.uri().path()) {
+            Ok(m) => {
+                req.extensions_mut().insert(m);
+                Either::Left(self.inner.call(req))
+            }
+            Err(e) => Either::Right(futures_util::future::ready(Ok(e.to_response()))),
+        }
+    }
+}

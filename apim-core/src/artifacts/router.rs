@@ -1,0 +1,262 @@
+//! Request routing: `/{context}/{version}/{resource}`, the default version without the version
+//! segment, and vhosts. Lookup is a few hash probes (one per path segment of the context, at most
+//! the deepest context's depth), so its cost does not grow with the number of APIs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::Method;
+
+use super::{DeployedApi, RouteMatch};
+use crate::lifecycle::LifecycleState;
+use crate::ApimError;
+
+#[derive(Debug, Default, Clone)]
+struct ContextEntry {
+    /// version → deployments (one per vhost).
+    versions: HashMap<String, Vec<Arc<DeployedApi>>>,
+    /// Deployments of the default version (one per vhost).
+    default: Vec<Arc<DeployedApi>>,
+}
+
+/// Routing table over deployed APIs. Immutable once built.
+#[derive(Debug, Default, Clone)]
+pub struct ApiRouter {
+    by_context: HashMap<String, ContextEntry>,
+    max_depth: usize,
+}
+
+impl ApiRouter {
+    /// Builds the table.
+    pub fn build<'a>(apis: impl IntoIterator<Item = &'a Arc<DeployedApi>>) -> Self {
+        let mut r = ApiRouter::default();
+        for d in apis {
+            let ctx = d.api.context.clone();
+            r.max_depth = r.max_depth.max(ctx.matches('/').count());
+            let e = r.by_context.entry(ctx).or_default();
+            e.versions
+                .entry(d.api.version.clone())
+                .or_default()
+                .push(d.clone());
+            if d.api.is_default_version {
+                e.default.push(d.clone());
+            }
+        }
+        r
+    }
+
+    /// Number of contexts.
+    pub fn len(&self) -> usize {
+        self.by_context.len()
+    }
+
+    /// Whether no API is routable.
+    pub fn is_empty(&self) -> bool {
+        self.by_context.is_empty()
+    }
+
+    /// Routes `method host path` (path without query).
+    pub fn resolve(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+    ) -> Result<RouteMatch, ApimError> {
+        let not_found =
+            || ApimError::NoMatchingResource(format!("no API or resource matches {method} {path}"));
+        if !path.starts_with('/') {
+            return Err(not_found());
+        }
+        let host = host.map(|h| strip_port(h));
+        // candidate context ends: positions of '/' after the first, and the end; longest first
+        let mut ends: [usize; 16] = [0; 16];
+        let mut n = 0;
+        for (i, b) in path.bytes().enumerate().skip(1) {
+            if b == b'/' {
+                if n == ends.len() || n >= self.max_depth {
+                    break;
+                }
+                ends[n] = i;
+                n += 1;
+            }
+        }
+        if n < ends.len() && n < self.max_depth {
+            ends[n] = path.len();
+            n += 1;
+        }
+        for &end in ends[..n].iter().rev() {
+            let Some(entry) = self.by_context.get(&path[..end]) else {
+                continue;
+            };
+            let rest = &path[end..];
+            // explicit version segment
+            let (ver, after) = match rest.strip_prefix('/') {
+                Some(r) => match r.find('/') {
+                    Some(i) => (&r[..i], end + 1 + i),
+                    None => (r, path.len()),
+                },
+                None => ("", end),
+            };
+            if let Some(deps) = entry.versions.get(ver) {
+                if let Some(m) = pick(deps, host, method, &path[after..], after)? {
+                    return Ok(m);
+                }
+            }
+            if let Some(m) = pick(&entry.default, host, method, rest, end)? {
+                return Ok(m);
+            }
+        }
+        Err(not_found())
+    }
+}
+
+fn strip_port(h: &str) -> &str {
+    if h.starts_with('[') {
+        return h.split_once(']').map_or(h, |(a, _)| &a[1..]);
+    }
+    h.rsplit_once(':').map_or(h, |(a, _)| a)
+}
+
+fn pick(
+    deps: &[Arc<DeployedApi>],
+    host: Option<&str>,
+    method: &Method,
+    resource: &str,
+    resource_start: usize,
+) -> Result<Option<RouteMatch>, ApimError> {
+    let dep = deps
+        .iter()
+        .find(|d| matches!((&d.vhost, host), (Some(v), Some(h)) if v.eq_ignore_ascii_case(h)))
+        .or_else(|| deps.iter().find(|d| d.vhost.is_none()));
+    let Some(dep) = dep else { return Ok(None) };
+    match dep.api.life_cycle_status {
+        LifecycleState::Blocked => {
+            return Err(ApimError::ApiBlocked(format!(
+                "API {}:{} is blocked",
+                dep.api.context, dep.api.version
+            )))
+        }
+        LifecycleState::Retired => return Ok(None),
+        _ => {}
+    }
+    Ok(dep
+        .find_operation(method, resource)
+        .map(|operation| RouteMatch {
+            api: dep.clone(),
+            operation,
+            resource_start,
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Api;
+
+    pub(crate) fn api(context: &str, version: &str, default: bool, ops: &[(&str, &str)]) -> Api {
+        let ops: Vec<_> = ops
+            .iter()
+            .map(|(v, t)| serde_json::json!({"verb": v, "target": t}))
+            .collect();
+        let mut a: Api = serde_json::from_value(serde_json::json!({
+            "name": format!("api{context}"), "context": context, "version": version,
+            "isDefaultVersion": default,
+            "endpointConfig": {"endpoint_type": "http", "production_endpoints": {"url": "http://127.0.0.1:1"}},
+            "operations": ops
+        }))
+        .unwrap();
+        a.id = format!("{context}-{version}");
+        a.life_cycle_status = LifecycleState::Published;
+        a
+    }
+
+    fn dep(a: Api, vhost: Option<&str>) -> Arc<DeployedApi> {
+        Arc::new(DeployedApi::new(
+            a,
+            "r1".into(),
+            vhost.map(Into::into),
+            vec!["Default".into()],
+        ))
+    }
+
+    #[test]
+    fn routes_context_version_resource() {
+        let apis = vec![
+            dep(
+                api(
+                    "/pizza",
+                    "1.0.0",
+                    true,
+                    &[("GET", "/menu"), ("GET", "/order/{id}"), ("POST", "/order")],
+                ),
+                None,
+            ),
+            dep(api("/pizza", "2.0.0", false, &[("GET", "/*")]), None),
+            dep(api("/a/b", "v1", false, &[("GET", "/x")]), None),
+        ];
+        let r = ApiRouter::build(&apis);
+        let get = Method::GET;
+        let m = r.resolve(&get, None, "/pizza/1.0.0/order/7").unwrap();
+        assert_eq!(
+            (m.operation().target.as_str(), m.resource_start),
+            ("/order/{id}", 12)
+        );
+        let m = r.resolve(&get, None, "/pizza/menu").unwrap();
+        assert_eq!((m.api.api.version.as_str(), m.resource_start), ("1.0.0", 6));
+        assert_eq!(
+            r.resolve(&get, None, "/pizza/2.0.0/anything/here")
+                .unwrap()
+                .api
+                .api
+                .version,
+            "2.0.0"
+        );
+        assert_eq!(
+            r.resolve(&get, None, "/a/b/v1/x").unwrap().api.api.context,
+            "/a/b"
+        );
+        for miss in [
+            "/pizza/3.0.0/menu",
+            "/nope/1/x",
+            "/pizza/1.0.0/order",
+            "",
+            "pizza/1.0.0/menu",
+            "/a/b/v1/y",
+        ] {
+            let e = r.resolve(&get, None, miss).unwrap_err();
+            assert_eq!(e.code(), 900906, "{miss}");
+        }
+        assert!(r
+            .resolve(&Method::DELETE, None, "/pizza/1.0.0/menu")
+            .is_err());
+        assert!(r.resolve(&Method::POST, None, "/pizza/1.0.0/order").is_ok());
+    }
+
+    #[test]
+    fn blocked_and_vhosts() {
+        let mut blocked = api("/b", "1", false, &[("GET", "/*")]);
+        blocked.life_cycle_status = LifecycleState::Blocked;
+        let apis = vec![
+            dep(blocked, None),
+            dep(
+                api("/v", "1", false, &[("GET", "/one")]),
+                Some("one.example.com"),
+            ),
+            dep(api("/v", "1", false, &[("GET", "/any")]), None),
+        ];
+        let r = ApiRouter::build(&apis);
+        assert_eq!(
+            r.resolve(&Method::GET, None, "/b/1/x").unwrap_err().code(),
+            700700
+        );
+        assert!(r
+            .resolve(&Method::GET, Some("one.example.com:8280"), "/v/1/one")
+            .is_ok());
+        assert!(r
+            .resolve(&Method::GET, Some("other.example.com"), "/v/1/one")
+            .is_err());
+        assert!(r
+            .resolve(&Method::GET, Some("other.example.com"), "/v/1/any")
+            .is_ok());
+    }
+}

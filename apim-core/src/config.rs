@@ -1,0 +1,743 @@
+//! Configuration: one TOML file, overridable by `APIM_*` environment variables.
+//!
+//! Every key has a default, so an empty file (or none) is a working all-in-one configuration.
+//! An environment variable `APIM_<SECTION>_<KEY>` (upper case) overrides `[section] key`, and
+//! `APIM_<KEY>` a top-level key: `APIM_PORT_OFFSET=10`, `APIM_GATEWAY_HTTP_PORT=8081`,
+//! `APIM_DATABASE_APIMGT_URL=postgres://...`. A bad value stops start-up with an
+//! [`ApimError::Config`] that names the field.
+//!
+//! ```
+//! let cfg = apim_core::config::Config::from_toml_str("port_offset = 1\n[gateway]\nhttp_port = 9000\n").unwrap();
+//! assert_eq!(cfg.ports().gateway_http, 9001);
+//! assert_eq!(cfg.ports().control_plane_https, 9444);
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ApimError;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the SQLite database, keys and the development certificate.
+    pub data_dir: PathBuf,
+    /// Added to every port (run several instances on one host).
+    pub port_offset: u16,
+    /// Host name used in URLs this instance prints and issues (token issuer, metadata).
+    pub hostname: String,
+    /// Address to bind listeners to.
+    pub bind_address: String,
+    /// Databases.
+    pub database: DatabaseConfig,
+    /// Control plane (Publisher, Developer Portal, Admin, Key Manager) listeners.
+    pub server: ServerConfig,
+    /// Gateway.
+    pub gateway: GatewayConfig,
+    /// Traffic Manager.
+    pub traffic_manager: TrafficManagerConfig,
+    /// Key Manager.
+    pub key_manager: KeyManagerConfig,
+    /// First-start admin account.
+    pub admin: AdminConfig,
+    /// Credential for the internal endpoints (`/internal/...`, Traffic Manager).
+    pub internal: InternalConfig,
+}
+
+/// Database settings. Without URLs, SQLite at `<data_dir>/apim.db`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// One URL for both databases (`sqlite://...` or `postgres://...`).
+    pub url: Option<String>,
+    /// URL of apimgtdb (APIs, applications, subscriptions, tokens, events). Overrides `url`.
+    pub apimgt_url: Option<String>,
+    /// URL of shareddb (users and roles). Overrides `url`.
+    pub shared_url: Option<String>,
+    /// Pool size per database.
+    pub max_connections: u32,
+}
+
+/// Control-plane listener ports (before the offset).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTPS port (9443).
+    pub https_port: u16,
+    /// Plain HTTP port for local use and TLS-terminating load balancers (9763).
+    pub http_port: u16,
+    /// Allow self-signup in the Developer Portal.
+    pub self_signup: bool,
+    /// PEM certificate chain; a development certificate is generated when unset.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// HTTP port (8280).
+    pub http_port: u16,
+    /// HTTPS port (8243).
+    pub https_port: u16,
+    /// WebSocket port (8099).
+    pub ws_port: u16,
+    /// Secure WebSocket port (9099).
+    pub wss_port: u16,
+    /// Environments (gateway labels) this gateway serves.
+    pub environments: Vec<String>,
+    /// Control plane base URL for the snapshot (`/internal/data/v1`).
+    pub control_plane_url: String,
+    /// Traffic Manager base URLs (event stream, throttle counts); several for failover.
+    pub traffic_manager_urls: Vec<String>,
+    /// Largest request body in bytes (per-API settings may lower it).
+    pub max_body_bytes: u64,
+    /// Largest request header block in bytes.
+    pub max_header_bytes: usize,
+    /// Whole-request timeout in ms.
+    pub request_timeout_ms: u64,
+    /// Backend connect timeout in ms.
+    pub connect_timeout_ms: u64,
+    /// Keep-alive idle timeout in ms.
+    pub idle_timeout_ms: u64,
+    /// Maximum concurrent connections.
+    pub max_connections: usize,
+    /// Send a signed backend JWT in `X-JWT-Assertion`.
+    pub backend_jwt: bool,
+    /// PEM certificate chain; a development certificate is generated when unset.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Traffic Manager settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrafficManagerConfig {
+    /// Plain port (9611).
+    pub port: u16,
+    /// TLS port (9711).
+    pub tls_port: u16,
+    /// Redis URL to share counters between Traffic Managers; in memory when unset.
+    pub redis_url: Option<String>,
+    /// When the Traffic Manager is unreachable, gateways admit on local counts (true) or deny.
+    pub fail_open: bool,
+    /// Gateways report counts at least this often (ms).
+    pub report_interval_ms: u64,
+}
+
+/// Key Manager settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyManagerConfig {
+    /// Token issuer (`iss`); defaults to `https://<hostname>:<https port>/oauth2/token`.
+    pub issuer: Option<String>,
+    /// Default access-token lifetime in seconds.
+    pub access_token_lifetime_secs: u64,
+    /// Default refresh-token lifetime in seconds.
+    pub refresh_token_lifetime_secs: u64,
+    /// Key Manager base URL, for profiles that do not run it in-process.
+    pub url: Option<String>,
+}
+
+/// First-start admin account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Admin user name.
+    pub username: Option<String>,
+    /// Admin password (`APIM_ADMIN_PASSWORD`); generated and printed once when unset.
+    pub password: Option<String>,
+}
+
+/// Internal credential shared by the profiles of one deployment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InternalConfig {
+    /// Bearer token for `/internal/...` and the Traffic Manager; generated under the data dir
+    /// when unset (fine for all-in-one; set it explicitly for a distributed deployment).
+    pub token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./apim-data"),
+            port_offset: 0,
+            hostname: "localhost".into(),
+            bind_address: "0.0.0.0".into(),
+            database: DatabaseConfig::default(),
+            server: ServerConfig::default(),
+            gateway: GatewayConfig::default(),
+            traffic_manager: TrafficManagerConfig::default(),
+            key_manager: KeyManagerConfig::default(),
+            admin: AdminConfig::default(),
+            internal: InternalConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            apimgt_url: None,
+            shared_url: None,
+            max_connections: 10,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            https_port: 9443,
+            http_port: 9763,
+            self_signup: true,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            http_port: 8280,
+            https_port: 8243,
+            ws_port: 8099,
+            wss_port: 9099,
+            environments: vec!["Default".into()],
+            control_plane_url: "http://localhost:9763".into(),
+            traffic_manager_urls: vec!["http://localhost:9611".into()],
+            max_body_bytes: 10 << 20,
+            max_header_bytes: 16 << 10,
+            request_timeout_ms: 60_000,
+            connect_timeout_ms: 5_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
+            backend_jwt: false,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for TrafficManagerConfig {
+    fn default() -> Self {
+        TrafficManagerConfig {
+            port: 9611,
+            tls_port: 9711,
+            redis_url: None,
+            fail_open: true,
+            report_interval_ms: 250,
+        }
+    }
+}
+
+impl Default for KeyManagerConfig {
+    fn default() -> Self {
+        KeyManagerConfig {
+            issuer: None,
+            access_token_lifetime_secs: 3600,
+            refresh_token_lifetime_secs: 86_400,
+            url: None,
+        }
+    }
+}
+
+/// Effective ports (offset applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// Control plane HTTPS.
+    pub control_plane_https: u16,
+    /// Control plane HTTP.
+    pub control_plane_http: u16,
+    /// Gateway HTTP.
+    pub gateway_http: u16,
+    /// Gateway HTTPS.
+    pub gateway_https: u16,
+    /// Gateway WS.
+    pub gateway_ws: u16,
+    /// Gateway WSS.
+    pub gateway_wss: u16,
+    /// Traffic Manager plain.
+    pub traffic_manager: u16,
+    /// Traffic Manager TLS.
+    pub traffic_manager_tls: u16,
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    /// `sqlite:`
+    Sqlite,
+    /// `postgres:` / `postgresql:`
+    Postgres,
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies `APIM_*` overrides from the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ApimError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| {
+                ApimError::config("--config", format!("cannot read {}: {e}", p.display()))
+            })?,
+            None => String::new(),
+        };
+        Self::from_toml_and_env(&text, std::env::vars())
+    }
+
+    /// Parses TOML text without environment overrides.
+    pub fn from_toml_str(text: &str) -> Result<Config, ApimError> {
+        Self::from_toml_and_env(text, std::iter::empty())
+    }
+
+    /// Parses TOML text and applies the given `APIM_*` variables.
+    pub fn from_toml_and_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ApimError> {
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ApimError::config(
+                "config file",
+                e.message().to_owned() + &span_hint(text, e.span()),
+            )
+        })?;
+        let defaults = toml::Table::try_from(Config::default())
+            .map_err(|e| ApimError::Internal(format!("default config: {e}")))?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("APIM_") else {
+                continue;
+            };
+            if rest.starts_with("TEST_") {
+                continue;
+            }
+            let key = rest.to_ascii_lowercase();
+            match find_key(&defaults, &key) {
+                Some((section, field)) => {
+                    set_override(&mut doc, &defaults, section, field, &value, &name)?
+                }
+                None => tracing::warn!(variable = %name, "ignoring unknown APIM_* variable"),
+            }
+        }
+        let cfg: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let path = e.path().to_string();
+            ApimError::config(path, e.into_inner().message().to_owned())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks cross-field rules.
+    pub fn validate(&self) -> Result<(), ApimError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ApimError::config("data_dir", "must not be empty"));
+        }
+        if self.hostname.is_empty() || self.hostname.contains(['/', ' ', '@']) {
+            return Err(ApimError::config("hostname", "must be a host name"));
+        }
+        if self.bind_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(ApimError::config("bind_address", "must be an IP address"));
+        }
+        let ports = [
+            ("server.https_port", self.server.https_port),
+            ("server.http_port", self.server.http_port),
+            ("gateway.http_port", self.gateway.http_port),
+            ("gateway.https_port", self.gateway.https_port),
+            ("gateway.ws_port", self.gateway.ws_port),
+            ("gateway.wss_port", self.gateway.wss_port),
+            ("traffic_manager.port", self.traffic_manager.port),
+            ("traffic_manager.tls_port", self.traffic_manager.tls_port),
+        ];
+        for (field, p) in ports {
+            if p == 0 {
+                return Err(ApimError::config(field, "must not be 0"));
+            }
+            if u32::from(p) + u32::from(self.port_offset) > 65_535 {
+                return Err(ApimError::config(
+                    field,
+                    format!("{p} + port_offset {} exceeds 65535", self.port_offset),
+                ));
+            }
+        }
+        for (field, url) in [
+            ("database.url", &self.database.url),
+            ("database.apimgt_url", &self.database.apimgt_url),
+            ("database.shared_url", &self.database.shared_url),
+        ] {
+            if let Some(u) = url {
+                db_kind(u).map_err(|m| ApimError::config(field, m))?;
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(ApimError::config(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.gateway.environments.is_empty() {
+            return Err(ApimError::config(
+                "gateway.environments",
+                "must name at least one environment",
+            ));
+        }
+        for (i, u) in std::iter::once(&self.gateway.control_plane_url)
+            .chain(&self.gateway.traffic_manager_urls)
+            .enumerate()
+        {
+            let field = if i == 0 {
+                "gateway.control_plane_url".to_owned()
+            } else {
+                format!("gateway.traffic_manager_urls[{}]", i - 1)
+            };
+            let ok = u.parse::<http::Uri>().is_ok_and(|x| {
+                matches!(x.scheme_str(), Some("http" | "https")) && x.host().is_some()
+            });
+            if !ok {
+                return Err(ApimError::config(
+                    field,
+                    format!("'{u}' is not an http(s) URL"),
+                ));
+            }
+        }
+        for (field, v) in [
+            (
+                "gateway.request_timeout_ms",
+                self.gateway.request_timeout_ms,
+            ),
+            (
+                "gateway.connect_timeout_ms",
+                self.gateway.connect_timeout_ms,
+            ),
+            ("gateway.idle_timeout_ms", self.gateway.idle_timeout_ms),
+            ("gateway.max_body_bytes", self.gateway.max_body_bytes),
+            (
+                "traffic_manager.report_interval_ms",
+                self.traffic_manager.report_interval_ms,
+            ),
+            (
+                "key_manager.access_token_lifetime_secs",
+                self.key_manager.access_token_lifetime_secs,
+            ),
+            (
+                "key_manager.refresh_token_lifetime_secs",
+                self.key_manager.refresh_token_lifetime_secs,
+            ),
+        ] {
+            if v == 0 {
+                return Err(ApimError::config(field, "must be greater than 0"));
+            }
+        }
+        if self.gateway.max_header_bytes < 1024 {
+            return Err(ApimError::config(
+                "gateway.max_header_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if let Some(p) = &self.admin.password {
+            if p.chars().count() < 8 {
+                return Err(ApimError::config(
+                    "admin.password",
+                    "must be at least 8 characters",
+                ));
+            }
+        }
+        if let Some(t) = &self.internal.token {
+            if t.len() < 16 {
+                return Err(ApimError::config(
+                    "internal.token",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(ApimError::config(
+                "server.tls_key",
+                "tls_cert and tls_key must be set together",
+            ));
+        }
+        if self.gateway.tls_cert.is_some() != self.gateway.tls_key.is_some() {
+            return Err(ApimError::config(
+                "gateway.tls_key",
+                "tls_cert and tls_key must be set together",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Effective ports with the offset applied.
+    pub fn ports(&self) -> Ports {
+        let o = self.port_offset;
+        Ports {
+            control_plane_https: self.server.https_port + o,
+            control_plane_http: self.server.http_port + o,
+            gateway_http: self.gateway.http_port + o,
+            gateway_https: self.gateway.https_port + o,
+            gateway_ws: self.gateway.ws_port + o,
+            gateway_wss: self.gateway.wss_port + o,
+            traffic_manager: self.traffic_manager.port + o,
+            traffic_manager_tls: self.traffic_manager.tls_port + o,
+        }
+    }
+
+    /// URL of apimgtdb: the explicit one, else `url`, else SQLite under the data dir.
+    pub fn apimgt_url(&self) -> String {
+        self.database
+            .apimgt_url
+            .clone()
+            .or_else(|| self.database.url.clone())
+            .unwrap_or_else(|| self.sqlite_url())
+    }
+
+    /// URL of shareddb: the explicit one, else `url`, else the apimgtdb URL.
+    pub fn shared_url(&self) -> String {
+        self.database
+            .shared_url
+            .clone()
+            .or_else(|| self.database.url.clone())
+            .unwrap_or_else(|| self.apimgt_url())
+    }
+
+    fn sqlite_url(&self) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            self.data_dir.join("apim.db").display()
+        )
+    }
+}
+
+/// Classifies a database URL.
+pub fn db_kind(url: &str) -> Result<DbKind, String> {
+    if url.starts_with("sqlite:") {
+        Ok(DbKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DbKind::Postgres)
+    } else {
+        Err(format!(
+            "'{}' must start with sqlite: or postgres://",
+            redact(url)
+        ))
+    }
+}
+
+/// A URL with any password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => {
+            let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+/// Finds `(section, field)` in the defaults whose `section_field` (or `field`) equals `key`.
+fn find_key<'a>(defaults: &'a toml::Table, key: &str) -> Option<(Option<&'a str>, &'a str)> {
+    for (name, v) in defaults {
+        match v {
+            toml::Value::Table(t) => {
+                if let Some(rest) = key
+                    .strip_prefix(name.as_str())
+                    .and_then(|r| r.strip_prefix('_'))
+                {
+                    if let Some((field, _)) = t.get_key_value(rest) {
+                        return Some((Some(name), field));
+                    }
+                }
+            }
+            _ if name == key => return Some((None, name)),
+            _ => {}
+        }
+    }
+    // Optional keys are absent from the serialised defaults; accept the known ones.
+    const OPTIONAL: &[(&str, &str)] = &[
+        ("database", "url"),
+        ("database", "apimgt_url"),
+        ("database", "shared_url"),
+        ("server", "tls_cert"),
+        ("server", "tls_key"),
+        ("gateway", "tls_cert"),
+        ("gateway", "tls_key"),
+        ("traffic_manager", "redis_url"),
+        ("key_manager", "issuer"),
+        ("key_manager", "url"),
+        ("admin", "username"),
+        ("admin", "password"),
+        ("internal", "token"),
+    ];
+    OPTIONAL
+        .iter()
+        .find(|(s, f)| key == format!("{s}_{f}"))
+        .and_then(|(s, f)| {
+            let (s, _) = defaults.get_key_value(*s)?;
+            Some((Some(s.as_str()), *f))
+        })
+}
+
+fn set_override(
+    doc: &mut toml::Table,
+    defaults: &toml::Table,
+    section: Option<&str>,
+    field: &str,
+    raw: &str,
+    var: &str,
+) -> Result<(), ApimError> {
+    let default = match section {
+        Some(s) => defaults.get(s).and_then(|t| t.get(field)),
+        None => defaults.get(field),
+    };
+    let bad = |what: &str| ApimError::config(var, format!("'{raw}' is not {what}"));
+    let value = match default {
+        Some(toml::Value::Integer(_)) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?)
+        }
+        Some(toml::Value::Boolean(_)) => {
+            toml::Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?)
+        }
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        ),
+        _ => toml::Value::String(raw.to_owned()),
+    };
+    let table = match section {
+        Some(s) => doc
+            .entry(s.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| ApimError::config(s, "must be a table"))?,
+        None => doc,
+    };
+    table.insert(field.to_owned(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn field_of(r: Result<Config, ApimError>) -> String {
+        match r {
+            Err(ApimError::Config { field, .. }) => field,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_seed_ports() {
+        let c = Config::from_toml_str("").unwrap();
+        let p = c.ports();
+        assert_eq!(
+            (
+                p.control_plane_https,
+                p.control_plane_http,
+                p.gateway_http,
+                p.gateway_https,
+                p.gateway_ws,
+                p.gateway_wss,
+                p.traffic_manager,
+                p.traffic_manager_tls
+            ),
+            (9443, 9763, 8280, 8243, 8099, 9099, 9611, 9711)
+        );
+        assert!(c.apimgt_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = Config::from_toml_and_env(
+            "port_offset = 1\n[gateway]\nhttp_port = 9000\n",
+            env(&[
+                ("APIM_GATEWAY_HTTP_PORT", "9100"),
+                ("APIM_PORT_OFFSET", "2"),
+                ("APIM_GATEWAY_ENVIRONMENTS", "Default, Internal"),
+                ("APIM_DATABASE_APIMGT_URL", "postgres://u:p@h/apimgtdb"),
+                ("APIM_TRAFFIC_MANAGER_FAIL_OPEN", "false"),
+                ("APIM_TEST_POSTGRES_URL", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.ports().gateway_http, 9102);
+        assert_eq!(c.gateway.environments, vec!["Default", "Internal"]);
+        assert_eq!(c.apimgt_url(), "postgres://u:p@h/apimgtdb");
+        assert!(!c.traffic_manager.fail_open);
+    }
+
+    #[test]
+    fn bad_config_names_the_field() {
+        assert_eq!(
+            field_of(Config::from_toml_str("[gateway]\nhttp_port = \"x\"\n")),
+            "gateway.http_port"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("[gateway]\nhttp_prt = 1\n")),
+            "gateway.http_prt"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("[gateway]\nhttp_port = 70000\n")),
+            "gateway.http_port"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("port_offset = 65000\n")),
+            "server.https_port"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("[database]\nurl = \"mysql://x\"\n")),
+            "database.url"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("[gateway]\nenvironments = []\n")),
+            "gateway.environments"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("this is = not toml")),
+            "config file"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_and_env(
+                "",
+                env(&[("APIM_GATEWAY_HTTP_PORT", "eighty")])
+            )),
+            "APIM_GATEWAY_HTTP_PORT"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("[admin]\npassword = \"short\"\n")),
+            "admin.password"
+        );
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        let e = Config::from_toml_str("[database]\nurl = \"mysql://u:secret@h/db\"\n").unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+}

@@ -1,0 +1,1 @@
+//! apim-gateway (skeleton).

@@ -1,0 +1,1 @@
+//! apim-keymanager (skeleton).
