@@ -21,6 +21,7 @@
 
 mod apis;
 mod applications;
+mod documents;
 mod migrate;
 mod oauth;
 mod outbox;
@@ -43,6 +44,7 @@ use crate::event::{Event, EventPayload, Seq};
 use crate::ApimError;
 
 pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
+pub use documents::{ApiComment, ApiDocument};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
 pub use seed::{default_policies, SeedReport};
