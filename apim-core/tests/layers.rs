@@ -50,9 +50,19 @@ fn deploy(seq: u64, a: Api, labels: &[&str]) -> Event {
 
 /// The plain service behind the layers: echoes what the layers attached.
 async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let route = req.extensions().get::<RouteMatch>().map(|m| m.operation().target.clone()).unwrap_or_default();
-    let user = req.extensions().get::<Arc<AuthContext>>().map(|a| a.end_user.clone()).unwrap_or_default();
-    Ok(Response::new(Full::from(format!("route={route} user={user}"))))
+    let route = req
+        .extensions()
+        .get::<RouteMatch>()
+        .map(|m| m.operation().target.clone())
+        .unwrap_or_default();
+    let user = req
+        .extensions()
+        .get::<Arc<AuthContext>>()
+        .map(|a| a.end_user.clone())
+        .unwrap_or_default();
+    Ok(Response::new(Full::from(format!(
+        "route={route} user={user}"
+    ))))
 }
 
 async fn call<S>(svc: S, uri: &str, token: Option<&str>) -> (StatusCode, http::HeaderMap, String)
@@ -66,7 +76,11 @@ where
     let res = svc.oneshot(b.body(Full::default()).unwrap()).await.unwrap();
     let (p, body) = res.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    (p.status, p.headers, String::from_utf8_lossy(&body).into_owned())
+    (
+        p.status,
+        p.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 fn code(body: &str) -> u32 {
@@ -77,11 +91,17 @@ fn code(body: &str) -> u32 {
 async fn route_layer_routes_and_rejects() {
     let artifacts = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
     artifacts.apply(&deploy(1, api("a1"), &["Default"]));
-    let svc = ServiceBuilder::new().layer(RouteLayer::new(artifacts.clone())).service(service_fn(echo));
+    let svc = ServiceBuilder::new()
+        .layer(RouteLayer::new(artifacts.clone()))
+        .service(service_fn(echo));
     let (s, _, b) = call(svc.clone(), "/pizza/1.0.0/order/7", None).await;
     assert_eq!((s, b.as_str()), (StatusCode::OK, "route=/order/{id} user="));
     let (s, _, b) = call(svc.clone(), "/pizza/menu", None).await;
-    assert_eq!((s, b.as_str()), (StatusCode::OK, "route=/menu user="), "default version");
+    assert_eq!(
+        (s, b.as_str()),
+        (StatusCode::OK, "route=/menu user="),
+        "default version"
+    );
     let (s, h, b) = call(svc.clone(), "/nope/1.0.0/x", None).await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, 900906));
     assert_eq!(h["content-type"], "application/json");
@@ -99,10 +119,21 @@ async fn artifacts_follow_environments() {
     let d = deploy(1, api("a1"), &["A", "B"]);
     gw_a.apply(&d);
     gw_b.apply(&d);
-    let only_b = deploy(2, { let mut x = api("a2"); x.context = "/other".into(); x }, &["B"]);
+    let only_b = deploy(
+        2,
+        {
+            let mut x = api("a2");
+            x.context = "/other".into();
+            x
+        },
+        &["B"],
+    );
     gw_a.apply(&only_b);
     gw_b.apply(&only_b);
-    assert_eq!((gw_a.snapshot().api_count(), gw_b.snapshot().api_count()), (1, 2));
+    assert_eq!(
+        (gw_a.snapshot().api_count(), gw_b.snapshot().api_count()),
+        (1, 2)
+    );
     let undeploy_b = Event {
         seq: Seq(3),
         time: 0,
@@ -116,11 +147,21 @@ async fn artifacts_follow_environments() {
     };
     gw_a.apply(&undeploy_b);
     gw_b.apply(&undeploy_b);
-    assert!(gw_a.resolve(&http::Method::GET, None, "/pizza/1.0.0/menu").is_ok(), "A keeps serving");
-    assert!(gw_b.resolve(&http::Method::GET, None, "/pizza/1.0.0/menu").is_err(), "B stops");
+    assert!(
+        gw_a.resolve(&http::Method::GET, None, "/pizza/1.0.0/menu")
+            .is_ok(),
+        "A keeps serving"
+    );
+    assert!(
+        gw_b.resolve(&http::Method::GET, None, "/pizza/1.0.0/menu")
+            .is_err(),
+        "B stops"
+    );
     // replaying an old event changes nothing
     gw_b.apply(&d);
-    assert!(gw_b.resolve(&http::Method::GET, None, "/pizza/1.0.0/menu").is_err());
+    assert!(gw_b
+        .resolve(&http::Method::GET, None, "/pizza/1.0.0/menu")
+        .is_err());
     assert_eq!(gw_b.seq(), Seq(3));
 }
 
@@ -128,12 +169,18 @@ struct TokenIsUser;
 #[async_trait::async_trait]
 impl KeyValidator for TokenIsUser {
     async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
-        let h = req.headers.get("authorization").ok_or_else(|| ApimError::MissingCredentials("no token".into()))?;
-        let t = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-        if t.starts_with("good-") {
-            Ok(Arc::new(AuthContext::for_application("app", &t[5..])))
-        } else {
-            Err(ApimError::InvalidCredentials("bad token".into()))
+        let h = req
+            .headers
+            .get("authorization")
+            .ok_or_else(|| ApimError::MissingCredentials("no token".into()))?;
+        let t = h
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        match t.strip_prefix("good-") {
+            Some(user) => Ok(Arc::new(AuthContext::for_application("app", user))),
+            None => Err(ApimError::InvalidCredentials("bad token".into())),
         }
     }
 }
@@ -152,9 +199,16 @@ async fn auth_layer_sets_context_or_answers() {
     let (s, _, b) = call(svc.clone(), "/pizza/1.0.0/order/1", Some("forged")).await;
     assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, 900901));
     let (s, _, b) = call(svc.clone(), "/pizza/1.0.0/order/1", Some("good-alice")).await;
-    assert_eq!((s, b.as_str()), (StatusCode::OK, "route=/order/{id} user=alice"));
+    assert_eq!(
+        (s, b.as_str()),
+        (StatusCode::OK, "route=/order/{id} user=alice")
+    );
     let (s, _, b) = call(svc, "/pizza/1.0.0/menu", None).await;
-    assert_eq!((s, b.as_str()), (StatusCode::OK, "route=/menu user=anonymous"), "authType None needs no credential");
+    assert_eq!(
+        (s, b.as_str()),
+        (StatusCode::OK, "route=/menu user=anonymous"),
+        "authType None needs no credential"
+    );
 }
 
 /// Admits `limit` requests, then denies; counts what record() saw.
@@ -169,7 +223,10 @@ impl ThrottleDecider for Counter {
         if self.seen.fetch_add(1, Ordering::SeqCst) < self.limit {
             Decision::Allow
         } else {
-            Decision::Deny { level: ThrottleLevel::Subscription, retry_after: Duration::from_millis(2500) }
+            Decision::Deny {
+                level: ThrottleLevel::Subscription,
+                retry_after: Duration::from_millis(2500),
+            }
         }
     }
     fn record(&self, _ctx: &ThrottleContext<'_>, outcome: &Outcome) {
@@ -179,15 +236,25 @@ impl ThrottleDecider for Counter {
 
 #[tokio::test]
 async fn throttle_layer_denies_with_retry_after_and_records() {
-    let decider = Arc::new(Counter { limit: 2, seen: AtomicU64::new(0), recorded: Mutex::new(vec![]) });
-    let svc = ServiceBuilder::new().layer(ThrottleLayer::new(decider.clone())).service(service_fn(echo));
+    let decider = Arc::new(Counter {
+        limit: 2,
+        seen: AtomicU64::new(0),
+        recorded: Mutex::new(vec![]),
+    });
+    let svc = ServiceBuilder::new()
+        .layer(ThrottleLayer::new(decider.clone()))
+        .service(service_fn(echo));
     for _ in 0..2 {
         assert_eq!(call(svc.clone(), "/x", None).await.0, StatusCode::OK);
     }
     let (s, h, b) = call(svc, "/x", None).await;
     assert_eq!((s, code(&b)), (StatusCode::TOO_MANY_REQUESTS, 900804));
     assert_eq!(h["retry-after"], "3");
-    assert_eq!(*decider.recorded.lock().unwrap(), vec![200, 200], "only admitted requests are recorded");
+    assert_eq!(
+        *decider.recorded.lock().unwrap(),
+        vec![200, 200],
+        "only admitted requests are recorded"
+    );
 }
 
 struct Collect(Mutex<Vec<RequestRecord>>);
@@ -210,5 +277,12 @@ async fn event_layer_emits_one_record_per_request() {
     call(svc, "/pizza/1.0.0/order/2", None).await;
     let recs = sink.0.lock().unwrap();
     assert_eq!(recs.len(), 2);
-    assert_eq!((recs[0].status, recs[0].api_id.as_deref(), recs[0].path.as_str()), (200, Some("a1"), "/pizza/1.0.0/menu"));
+    assert_eq!(
+        (
+            recs[0].status,
+            recs[0].api_id.as_deref(),
+            recs[0].path.as_str()
+        ),
+        (200, Some("a1"), "/pizza/1.0.0/menu")
+    );
 }

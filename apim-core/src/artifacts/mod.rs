@@ -63,7 +63,7 @@ impl DeployedApi {
             .enumerate()
             .filter_map(|(i, op)| UriTemplate::parse(&op.target).ok().map(|t| (t, i)))
             .collect();
-        templates.sort_by(|a, b| b.0.specificity().cmp(&a.0.specificity()));
+        templates.sort_by_key(|t| std::cmp::Reverse(t.0.specificity()));
         DeployedApi {
             api,
             revision_id,

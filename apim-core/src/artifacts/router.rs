@@ -67,7 +67,7 @@ impl ApiRouter {
         if !path.starts_with('/') {
             return Err(not_found());
         }
-        let host = host.map(|h| strip_port(h));
+        let host = host.map(strip_port);
         // candidate context ends: positions of '/' after the first, and the end; longest first
         let mut ends: [usize; 16] = [0; 16];
         let mut n = 0;
