@@ -592,3 +592,37 @@ on_both_backends!(
         assert!(events.windows(2).all(|w| w[1].seq > w[0].seq));
     }
 );
+
+/// Another process's commit reaches an OutboxBus subscriber without waiting for a poll:
+/// PostgreSQL LISTEN/NOTIFY (the poll interval here is far longer than the deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notify_wakes_other_processes() {
+    let Some(base) = std::env::var("APIM_TEST_POSTGRES_URL").ok() else {
+        eprintln!("APIM_TEST_POSTGRES_URL not set: skipped (.ci/run sets it)");
+        return;
+    };
+    let url = common::fresh_pg_database(&base, "notify").await;
+    let writer = Store::connect_url(&url, None, 2).await.unwrap();
+    let reader = Store::connect_url(&url, None, 2).await.unwrap(); // a separate handle = another process
+    let bus = OutboxBus::new(reader, Duration::from_secs(60));
+    let mut stream = bus.subscribe(Seq(0));
+    // the first read happens immediately; give the LISTEN task a moment to connect
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = std::time::Instant::now();
+    let mut tx = writer.begin().await.unwrap();
+    tx.emit(EventPayload::ScopeDelete(apim_core::event::EntityRef {
+        id: "x".into(),
+    }));
+    tx.commit().await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("woken by NOTIFY")
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.seq, Seq(1));
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
+}

@@ -64,6 +64,8 @@ struct Inner {
     write_gate: Option<Mutex<()>>,
     committed: watch::Sender<Seq>,
     relay: RwLock<Option<InProcessBus>>,
+    /// apimgtdb URL (PostgreSQL LISTEN needs its own connection).
+    am_url: String,
 }
 
 /// A write transaction on apimgtdb that collects events for the outbox.
@@ -156,6 +158,7 @@ impl Store {
                 write_gate: (kind == DbKind::Sqlite).then(|| Mutex::new(())),
                 committed: watch::channel(Seq(0)).0,
                 relay: RwLock::new(None),
+                am_url: apimgt_url.to_owned(),
             }),
         };
         let last = store.last_seq().await?;
@@ -180,6 +183,22 @@ impl Store {
     /// outbox's sequence numbers, so a gateway can switch between them).
     pub fn relay_to(&self, bus: InProcessBus) {
         *self.inner.relay.write().unwrap_or_else(|p| p.into_inner()) = Some(bus);
+    }
+
+    /// apimgtdb URL.
+    pub(crate) fn am_url(&self) -> &str {
+        &self.inner.am_url
+    }
+
+    /// Raises the known last sequence (a commit seen by another process).
+    pub(crate) fn note_committed(&self, seq: Seq) {
+        self.inner.committed.send_if_modified(|s| {
+            let newer = seq > *s;
+            if newer {
+                *s = seq;
+            }
+            newer
+        });
     }
 
     /// Watch of the last sequence committed through this handle (wakes outbox subscribers).

@@ -138,8 +138,15 @@ pub struct OutboxBus {
 }
 
 impl OutboxBus {
-    /// A bus over `store`, polling every `poll_interval` for other processes' commits.
+    /// A bus over `store`, polling every `poll_interval` for other processes' commits. On
+    /// PostgreSQL it also LISTENs on `apim_events` (a task on the current tokio runtime), so
+    /// commits by other processes wake subscribers at once; polling stays as the safety net.
     pub fn new(store: Store, poll_interval: Duration) -> Self {
+        if store.kind() == DbKind::Postgres {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(listen(store.clone()));
+            }
+        }
         OutboxBus {
             store,
             poll_interval,
@@ -187,5 +194,29 @@ impl EventBus for OutboxBus {
 
     async fn last_seq(&self) -> Result<Seq, ApimError> {
         self.store.last_seq().await
+    }
+}
+
+/// Follows `LISTEN apim_events` and raises the store's committed watch; reconnects with backoff.
+async fn listen(store: Store) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match sqlx::postgres::PgListener::connect(store.am_url()).await {
+            Ok(mut l) => {
+                if l.listen("apim_events").await.is_ok() {
+                    backoff = Duration::from_millis(200);
+                    while let Ok(n) = l.recv().await {
+                        if let Ok(seq) = n.payload().parse::<u64>() {
+                            store.note_committed(Seq(seq));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "outbox LISTEN connection failed; polling meanwhile")
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
