@@ -1,0 +1,91 @@
+//! Run with: `cargo run --example devportal -- --config apim.toml`
+//!
+//! The Developer Portal profile alone: the Developer Portal REST API (self-signup, applications,
+//! keys, subscriptions, ratings) on the control plane's plain HTTP port (9763 + offset). Token
+//! generation needs a Key Manager; run the all-in-one for that.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use apim_core::config::Config;
+use apim_core::store::Store;
+use apim_core::ApimError;
+use apim_portal::Portal;
+use clap::Parser;
+
+/// apim-rs Developer Portal profile.
+#[derive(Debug, Parser)]
+#[command(name = "devportal", version)]
+struct Args {
+    /// TOML configuration file (`APIM_*` variables override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated secrets).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Shifts every port by this much.
+    #[arg(long)]
+    port_offset: Option<u16>,
+}
+
+/// Loads the configuration with the command-line overrides applied.
+fn load(args: &Args) -> Result<Config, ApimError> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(o) = args.port_offset {
+        cfg.port_offset = o;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn run(args: Args) -> Result<(), ApimError> {
+    let cfg = load(&args)?;
+    let store = Store::connect(&cfg).await?;
+    let seed = store.seed_defaults(cfg.admin.password.as_deref()).await?;
+    if let Some(p) = &seed.generated_admin_password {
+        println!("generated admin password (shown once): {p}");
+    }
+    let app = Portal::new(store)
+        .with_self_signup(cfg.server.self_signup)
+        .devportal_router();
+
+    let port = cfg.ports().control_plane_http;
+    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
+        .parse()
+        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        ApimError::config("server.http_port", format!("cannot listen on {addr}: {e}"))
+    })?;
+    println!(
+        "apim devportal ready: http://{host}:{port}{base} (self-signup {signup})",
+        host = cfg.hostname,
+        base = apim_portal::DEVPORTAL_BASE,
+        signup = if cfg.server.self_signup { "on" } else { "off" },
+    );
+    apim_portal::axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("devportal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

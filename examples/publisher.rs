@@ -1,0 +1,94 @@
+//! Run with: `cargo run --example publisher -- --config apim.toml`
+//!
+//! The Publisher profile alone: the Publisher and Admin REST APIs plus the internal data API
+//! (gateways take their snapshot here), on the control plane's plain HTTP port (9763 + offset).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use apim_core::config::Config;
+use apim_core::store::Store;
+use apim_core::ApimError;
+use apim_portal::internal::internal_token_for;
+use apim_portal::Portal;
+use clap::Parser;
+
+/// apim-rs Publisher profile.
+#[derive(Debug, Parser)]
+#[command(name = "publisher", version)]
+struct Args {
+    /// TOML configuration file (`APIM_*` variables override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated secrets).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Shifts every port by this much.
+    #[arg(long)]
+    port_offset: Option<u16>,
+}
+
+/// Loads the configuration with the command-line overrides applied.
+fn load(args: &Args) -> Result<Config, ApimError> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(o) = args.port_offset {
+        cfg.port_offset = o;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn run(args: Args) -> Result<(), ApimError> {
+    let cfg = load(&args)?;
+    let store = Store::connect(&cfg).await?;
+    let seed = store.seed_defaults(cfg.admin.password.as_deref()).await?;
+    if let Some(p) = &seed.generated_admin_password {
+        println!("generated admin password (shown once): {p}");
+    }
+    let portal = Portal::new(store).with_internal_token(internal_token_for(&cfg)?);
+    let app = portal
+        .publisher_router()
+        .merge(portal.admin_router())
+        .merge(portal.internal_router());
+
+    let port = cfg.ports().control_plane_http;
+    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
+        .parse()
+        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        ApimError::config("server.http_port", format!("cannot listen on {addr}: {e}"))
+    })?;
+    println!(
+        "apim publisher ready: http://{host}:{port}{pb} | admin http://{host}:{port}{ab} | internal http://{host}:{port}{ib}",
+        host = cfg.hostname,
+        pb = apim_portal::PUBLISHER_BASE,
+        ab = apim_portal::ADMIN_BASE,
+        ib = apim_portal::INTERNAL_BASE,
+    );
+    apim_portal::axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("publisher: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
