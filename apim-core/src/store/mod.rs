@@ -21,7 +21,6 @@
 
 mod apis;
 mod applications;
-mod documents;
 mod migrate;
 mod oauth;
 mod outbox;
@@ -44,7 +43,6 @@ use crate::event::{Event, EventPayload, Seq};
 use crate::ApimError;
 
 pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
-pub use documents::{ApiComment, ApiDocument};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
 pub use seed::{default_policies, SeedReport};
