@@ -485,6 +485,54 @@ impl Config {
         }
     }
 
+    /// The internal credential: `internal.token`, else the one kept in `<data_dir>/internal.token`
+    /// (created with mode 0600 on first use — fine for all-in-one and single-host setups; set
+    /// `internal.token` explicitly for a distributed deployment so every node shares it).
+    pub fn internal_token(&self) -> Result<String, ApimError> {
+        if let Some(t) = &self.internal.token {
+            return Ok(t.clone());
+        }
+        let path = self.data_dir.join("internal.token");
+        match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ApimError::config(
+                    "internal.token",
+                    format!("cannot read {}: {e}", path.display()),
+                ))
+            }
+        }
+        let token = crate::crypto::random_secret()?;
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.data_dir)?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            std::io::Write::write_all(&mut opts.open(&path)?, token.as_bytes())
+        };
+        match write() {
+            Ok(()) => Ok(token),
+            // another profile of this host created it first: use theirs
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_owned())
+                    .map_err(|e| {
+                        ApimError::config(
+                            "internal.token",
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })
+            }
+            Err(e) => Err(ApimError::config(
+                "internal.token",
+                format!("cannot write {}: {e}", path.display()),
+            )),
+        }
+    }
+
     /// URL of apimgtdb: the explicit one, else `url`, else SQLite under the data dir.
     pub fn apimgt_url(&self) -> String {
         self.database
@@ -732,6 +780,24 @@ mod tests {
             field_of(Config::from_toml_str("[admin]\npassword = \"short\"\n")),
             "admin.password"
         );
+    }
+
+    #[test]
+    fn internal_token_is_generated_once_and_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config {
+            data_dir: dir.path().join("d"),
+            ..Config::default()
+        };
+        let a = c.internal_token().unwrap();
+        assert_eq!(a.len(), 43);
+        assert_eq!(
+            c.internal_token().unwrap(),
+            a,
+            "a second profile on the host reads the same token"
+        );
+        c.internal.token = Some("explicit-token-value-123".into());
+        assert_eq!(c.internal_token().unwrap(), "explicit-token-value-123");
     }
 
     #[test]

@@ -136,35 +136,5 @@ pub fn routes() -> Routes {
 /// first start and kept in `<data_dir>/internal.token` (readable by the owner only), so the
 /// profiles of an all-in-one share it.
 pub fn internal_token_for(cfg: &apim_core::config::Config) -> Result<String, ApimError> {
-    if let Some(t) = &cfg.internal.token {
-        return Ok(t.clone());
-    }
-    let path = cfg.data_dir.join("internal.token");
-    match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(ApimError::config(
-                "internal.token",
-                format!("cannot read {}: {e}", path.display()),
-            ))
-        }
-    }
-    let token = apim_core::crypto::random_secret()?;
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&cfg.data_dir)?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        std::io::Write::write_all(&mut opts.open(&path)?, token.as_bytes())
-    };
-    write().map_err(|e| {
-        ApimError::config(
-            "internal.token",
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })?;
-    Ok(token)
+    cfg.internal_token()
 }
