@@ -1,0 +1,102 @@
+//! Run with: `cargo run --example trafficmanager -- --config apim.toml`
+//!
+//! The Traffic Manager profile alone: the shared throttle counters (in memory, or in Redis when
+//! `traffic_manager.redis_url` is set, so several Traffic Managers share them) and the event hub
+//! stream relaying apimgtdb's outbox, on the Traffic Manager's plain port (9611 + offset).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use std::time::Duration;
+
+use apim_core::bus::EventBus;
+use apim_core::config::Config;
+use apim_core::store::{OutboxBus, Store};
+use apim_core::ApimError;
+use apim_throttle::TrafficManager;
+use clap::Parser;
+
+/// apim-rs Traffic Manager profile.
+#[derive(Debug, Parser)]
+#[command(name = "trafficmanager", version)]
+struct Args {
+    /// TOML configuration file (`APIM_*` variables override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (generated internal token).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Shifts every port by this much.
+    #[arg(long)]
+    port_offset: Option<u16>,
+}
+
+/// Loads the configuration with the command-line overrides applied.
+fn load(args: &Args) -> Result<Config, ApimError> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(o) = args.port_offset {
+        cfg.port_offset = o;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The event source the hub relays: the outbox of apimgtdb (woken by LISTEN/NOTIFY on
+/// PostgreSQL, short polling otherwise).
+async fn event_bus(cfg: &Config) -> Result<Arc<dyn EventBus>, ApimError> {
+    let store = Store::connect(cfg).await?;
+    Ok(Arc::new(OutboxBus::new(store, Duration::from_millis(250))))
+}
+
+async fn run(args: Args) -> Result<(), ApimError> {
+    let cfg = load(&args)?;
+    let mut tm = TrafficManager::new(cfg.internal_token()?, event_bus(&cfg).await?);
+    let counters = match &cfg.traffic_manager.redis_url {
+        Some(url) => {
+            tm = tm.with_redis(url).await?;
+            format!("redis {}", apim_core::config::redact(url))
+        }
+        None => "in memory".to_owned(),
+    };
+    let port = cfg.ports().traffic_manager;
+    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
+        .parse()
+        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        ApimError::config(
+            "traffic_manager.port",
+            format!("cannot listen on {addr}: {e}"),
+        )
+    })?;
+    println!(
+        "apim trafficmanager ready: http://{host}:{port}/internal/throttle/v1/counts | events http://{host}:{port}/internal/events/v1/stream | counters {counters}",
+        host = cfg.hostname,
+    );
+    apim_throttle::axum::serve(listener, tm.router())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trafficmanager: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
