@@ -12,8 +12,16 @@ fn every_sample_config_loads() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let cfg = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(db_kind(&cfg.apimgt_url()).unwrap(), if cfg.database.apimgt_url.is_some() { DbKind::Postgres } else { DbKind::Sqlite });
+        let cfg =
+            Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            db_kind(&cfg.apimgt_url()).unwrap(),
+            if cfg.database.apimgt_url.is_some() {
+                DbKind::Postgres
+            } else {
+                DbKind::Sqlite
+            }
+        );
         n += 1;
     }
     assert!(n >= 5, "expected the distributed sample configs, found {n}");
