@@ -15,7 +15,14 @@ fn fixture() -> &'static (JwtVerifier, String) {
     static F: OnceLock<(JwtVerifier, String)> = OnceLock::new();
     F.get_or_init(|| {
         let key = SigningKey::generate_es256("fuzz").expect("key").0;
-        let good = jwt::encode(&key, &Claims { exp: i64::MAX / 4, ..Claims::default() }).expect("sign");
+        let good = jwt::encode(
+            &key,
+            &Claims {
+                exp: i64::MAX / 4,
+                ..Claims::default()
+            },
+        )
+        .expect("sign");
         let ring = KeyRing::new(vec![std::sync::Arc::new(key)], 0).expect("ring");
         (ring.verifier(), good)
     })
@@ -28,14 +35,22 @@ fn b64(d: &[u8]) -> String {
 
 fuzz_target!(|data: &[u8]| {
     let (verifier, good) = fixture();
-    let v = Validation { issuer: Some("iss".into()), audience: Some("aud".into()), leeway_secs: 30 };
+    let v = Validation {
+        issuer: Some("iss".into()),
+        audience: Some("aud".into()),
+        leeway_secs: 30,
+    };
 
     // 1. raw bytes as a token
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = jwt::decode_header(s);
         if let Ok(c) = verifier.verify_signature(s) {
             // a signature only verifies over the exact claims this fixture signed
-            assert_eq!(s.split('.').nth(1), good.split('.').nth(1), "forged claims verified");
+            assert_eq!(
+                s.split('.').nth(1),
+                good.split('.').nth(1),
+                "forged claims verified"
+            );
             let _ = check_claims(&c, &v, 1_800_000_000);
         }
     }
@@ -44,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
     let parts: Vec<&[u8]> = data.splitn(3, |b| *b == 0xff).collect();
     let h = parts.first().copied().unwrap_or_default();
     let p = parts.get(1).copied().unwrap_or_default();
-    let sig = parts.get(2).map(|s| b64(s)).unwrap_or_else(|| good.rsplit('.').next().unwrap_or("").to_owned());
+    let sig = parts
+        .get(2)
+        .map(|s| b64(s))
+        .unwrap_or_else(|| good.rsplit('.').next().unwrap_or("").to_owned());
     let token = format!("{}.{}.{sig}", b64(h), b64(p));
     assert!(verifier.verify_signature(&token).is_err() || token == *good);
 

@@ -1,0 +1,23 @@
+//! `grant_type=client_credentials` (RFC 6749 §4.4): the token acts for the client's owner; no
+//! refresh token.
+
+use apim_core::store::OAuthClient;
+
+use crate::error::OAuthError;
+use crate::form::OAuthForm;
+use crate::issue::Grant;
+use crate::{scopes, KeyManager};
+
+pub(crate) async fn grant(
+    km: &KeyManager,
+    client: &OAuthClient,
+    form: &OAuthForm,
+) -> Result<Grant, OAuthError> {
+    let owner = km.inner.store.get_user(&client.owner).await?;
+    let scopes = scopes::resolve(client, owner.as_ref(), form.get("scope"))?;
+    Ok(Grant {
+        username: client.owner.clone(),
+        scopes,
+        refresh: false,
+    })
+}

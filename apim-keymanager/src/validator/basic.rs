@@ -1,0 +1,109 @@
+//! [`BasicAuthValidator`]: `Authorization: Basic` user credentials for APIs secured with Basic
+//! auth. PBKDF2 is slow on purpose, so successes are cached briefly by a hash of the credential.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apim_core::artifacts::RouteMatch;
+use apim_core::auth::{AuthContext, CredentialKind, KeyValidator, RequestMeta};
+use apim_core::crypto::sha256_hex;
+use apim_core::model::User;
+use apim_core::store::Store;
+use apim_core::ApimError;
+
+use crate::client_auth::basic_credentials;
+use crate::KeyManager;
+
+/// Checks a user name and password.
+#[async_trait::async_trait]
+pub trait UserVerifier: Send + Sync + 'static {
+    /// The user, if the password is right.
+    async fn verify(&self, username: &str, password: &str) -> Result<Option<User>, ApimError>;
+}
+
+#[async_trait::async_trait]
+impl UserVerifier for Store {
+    async fn verify(&self, username: &str, password: &str) -> Result<Option<User>, ApimError> {
+        self.verify_user(username, password).await
+    }
+}
+
+#[async_trait::async_trait]
+impl UserVerifier for KeyManager {
+    async fn verify(&self, username: &str, password: &str) -> Result<Option<User>, ApimError> {
+        self.verify_user(username, password).await
+    }
+}
+
+/// Validates HTTP Basic user credentials.
+pub struct BasicAuthValidator {
+    users: Arc<dyn UserVerifier>,
+    cache: moka::future::Cache<String, Arc<AuthContext>>,
+}
+
+impl std::fmt::Debug for BasicAuthValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuthValidator").finish_non_exhaustive()
+    }
+}
+
+impl BasicAuthValidator {
+    /// A validator over `users`, remembering successes for 60 s.
+    pub fn new(users: Arc<dyn UserVerifier>) -> Self {
+        Self::with_ttl(users, Duration::from_secs(60))
+    }
+
+    /// A validator remembering successes for `ttl`.
+    pub fn with_ttl(users: Arc<dyn UserVerifier>, ttl: Duration) -> Self {
+        BasicAuthValidator {
+            users,
+            cache: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    fn check_scopes(ctx: &AuthContext, route: Option<&RouteMatch>) -> Result<(), ApimError> {
+        let Some(route) = route else { return Ok(()) };
+        let need = &route.operation().scopes;
+        if need.is_empty() || need.iter().any(|s| ctx.scopes.contains(s)) {
+            Ok(())
+        } else {
+            Err(ApimError::ScopeNotAllowed(format!(
+                "the resource needs one of the scopes: {}",
+                need.join(", ")
+            )))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValidator for BasicAuthValidator {
+    async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
+        let (user, pw) = basic_credentials(req.headers, false)
+            .map_err(|_| ApimError::InvalidCredentials("malformed Basic credentials".into()))?
+            .ok_or_else(|| ApimError::MissingCredentials("no Basic credentials".into()))?;
+        let key = sha256_hex(format!("{user}\u{0}{pw}").as_bytes());
+        let ctx = match self.cache.get(&key).await {
+            Some(c) => c,
+            None => {
+                let u = self.users.verify(&user, &pw).await?.ok_or_else(|| {
+                    ApimError::InvalidCredentials("invalid user credentials".into())
+                })?;
+                let mut scopes: Vec<String> =
+                    u.granted_scopes().into_iter().map(str::to_owned).collect();
+                scopes.extend(u.roles.iter().cloned());
+                let ctx = Arc::new(AuthContext {
+                    credential: CredentialKind::Basic,
+                    scopes,
+                    ..AuthContext::for_application("", &u.username)
+                });
+                self.cache.insert(key, ctx.clone()).await;
+                ctx
+            }
+        };
+        Self::check_scopes(&ctx, req.route)?;
+        Ok(ctx)
+    }
+}

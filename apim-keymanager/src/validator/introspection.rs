@@ -1,0 +1,226 @@
+//! [`IntrospectionValidator`]: opaque access tokens, checked by the Key Manager — in-process
+//! ([`KeyManager`] is a [`TokenIntrospector`]) or over RFC 7662 ([`HttpIntrospector`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apim_core::artifacts::{ArtifactStore, RouteMatch};
+use apim_core::auth::{AuthContext, CredentialKind, KeyValidator, RequestMeta};
+use apim_core::crypto::sha256_hex;
+use apim_core::model::KeyType;
+use apim_core::time::now_secs;
+use apim_core::ApimError;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full, Limited};
+use moka::sync::Cache;
+use serde_json::Value;
+
+use super::jwt::{new_cache, Cached};
+use super::{authorize, bearer, token_hash};
+use crate::jwt::ApplicationClaim;
+use crate::KeyManager;
+
+/// Answers RFC 7662 introspection for a token.
+#[async_trait::async_trait]
+pub trait TokenIntrospector: Send + Sync + 'static {
+    /// The introspection response (`{"active": false}` for unknown tokens).
+    async fn introspect(&self, token: &str) -> Result<Value, ApimError>;
+}
+
+#[async_trait::async_trait]
+impl TokenIntrospector for KeyManager {
+    async fn introspect(&self, token: &str) -> Result<Value, ApimError> {
+        KeyManager::introspect(self, token).await
+    }
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<bytes::Bytes>,
+>;
+
+/// Introspection over HTTP at a remote Key Manager, authenticating as a client.
+pub struct HttpIntrospector {
+    url: http::Uri,
+    authorization: http::HeaderValue,
+    client: HttpClient,
+}
+
+impl std::fmt::Debug for HttpIntrospector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpIntrospector")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpIntrospector {
+    /// Introspects at `url` (e.g. `https://km:9443/oauth2/introspect`) as `client_id`.
+    pub fn new(url: &str, client_id: &str, client_secret: &str) -> Result<Self, ApimError> {
+        let url = url
+            .parse()
+            .map_err(|e| ApimError::config("key_manager.url", format!("bad URL: {e}")))?;
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let mut authorization = http::HeaderValue::try_from(format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", enc(client_id), enc(client_secret)))
+        ))
+        .map_err(|_| ApimError::config("key_manager.client_id", "not a header value"))?;
+        authorization.set_sensitive(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
+        Ok(HttpIntrospector {
+            url,
+            authorization,
+            client,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenIntrospector for HttpIntrospector {
+    async fn introspect(&self, token: &str) -> Result<Value, ApimError> {
+        let fail = |e: String| ApimError::BackendUnavailable(format!("introspection: {e}"));
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token)
+            .finish();
+        let req = http::Request::post(self.url.clone())
+            .header(http::header::AUTHORIZATION, self.authorization.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(Full::from(body))
+            .map_err(|e| fail(e.to_string()))?;
+        let res = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+            .await
+            .map_err(|_| fail("timeout".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        if !res.status().is_success() {
+            return Err(fail(format!("status {}", res.status())));
+        }
+        let bytes = Limited::new(res.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// Validates opaque bearer tokens by introspection; caches active ones by hash until their
+/// expiry, and rejects revoked ones (revoked id = SHA-256 hex of the token) even when cached.
+pub struct IntrospectionValidator {
+    source: Arc<dyn TokenIntrospector>,
+    artifacts: Arc<dyn ArtifactStore>,
+    cache: Cache<[u8; 32], Arc<Cached>>,
+}
+
+impl std::fmt::Debug for IntrospectionValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionValidator")
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectionValidator {
+    /// A validator asking `source`.
+    pub fn new(source: Arc<dyn TokenIntrospector>, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        IntrospectionValidator {
+            source,
+            artifacts,
+            cache: new_cache(100_000),
+        }
+    }
+
+    /// Validates an opaque token.
+    pub async fn validate_token(
+        &self,
+        token: &str,
+        route: Option<&RouteMatch>,
+    ) -> Result<Arc<AuthContext>, ApimError> {
+        let snap = self.artifacts.snapshot();
+        let key = token_hash(token);
+        let now = now_secs();
+        if let Some(hit) = self.cache.get(&key) {
+            if hit.exp > now && !snap.is_revoked(&hit.jti) {
+                return authorize(hit.ctx.clone(), route, &snap);
+            }
+            self.cache.invalidate(&key);
+            return Err(ApimError::InvalidCredentials(
+                "token expired or revoked".into(),
+            ));
+        }
+        let jti = sha256_hex(token.as_bytes());
+        if snap.is_revoked(&jti) {
+            return Err(ApimError::InvalidCredentials("token revoked".into()));
+        }
+        let r = self.source.introspect(token).await?;
+        if r["active"] != Value::Bool(true) || r["token_type"] != "Bearer" {
+            return Err(ApimError::InvalidCredentials("inactive token".into()));
+        }
+        let exp = r["exp"].as_i64().unwrap_or(0);
+        if exp <= now {
+            return Err(ApimError::InvalidCredentials("token expired".into()));
+        }
+        let app: Option<ApplicationClaim> = serde_json::from_value(r["application"].clone()).ok();
+        let client_id = r["client_id"].as_str().unwrap_or_default().to_owned();
+        let mapping = snap.key_mapping(&client_id);
+        let app_id = app
+            .as_ref()
+            .map(|a| a.uuid.clone())
+            .or_else(|| mapping.map(|m| m.application_id.clone()))
+            .unwrap_or_default();
+        let ctx = Arc::new(AuthContext {
+            credential: CredentialKind::Opaque,
+            application_name: app.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+            application_owner: app.as_ref().map(|a| a.owner.clone()).unwrap_or_default(),
+            application_tier: app
+                .as_ref()
+                .map(|a| a.tier.clone())
+                .unwrap_or_else(|| "Unlimited".into()),
+            application_id: app_id,
+            end_user: r["username"].as_str().unwrap_or_default().to_owned(),
+            key_type: r["keytype"]
+                .as_str()
+                .and_then(|k| KeyType::parse(k).ok())
+                .unwrap_or_default(),
+            scopes: r["scope"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            consumer_key: client_id,
+            token_id: Some(jti.clone()),
+            expires_at: Some(exp),
+            subscription_tier: None,
+            claims: None,
+        });
+        self.cache.insert(
+            key,
+            Arc::new(Cached {
+                ctx: ctx.clone(),
+                exp,
+                jti,
+            }),
+        );
+        authorize(ctx, route, &snap)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValidator for IntrospectionValidator {
+    async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
+        let token = bearer(req.headers)
+            .ok_or_else(|| ApimError::MissingCredentials("no bearer token".into()))?;
+        self.validate_token(token, req.route).await
+    }
+}

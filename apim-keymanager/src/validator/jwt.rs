@@ -1,0 +1,223 @@
+//! [`JwtValidator`]: self-contained JWT access tokens.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apim_core::artifacts::{ArtifactStore, RouteMatch};
+use apim_core::auth::{AuthContext, CredentialKind, KeyValidator, RequestMeta};
+use apim_core::model::KeyType;
+use apim_core::time::now_secs;
+use apim_core::ApimError;
+use moka::sync::Cache;
+
+use super::{authorize, bearer, token_hash};
+use crate::jwks::JwksSource;
+use crate::jwt::{check_claims, Claims, JwtError, Validation};
+
+/// A validated credential in the cache.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub(crate) ctx: Arc<AuthContext>,
+    pub(crate) exp: i64,
+    pub(crate) jti: String,
+}
+
+/// Keeps each entry until its credential expires (and at most `max`).
+pub(crate) struct UntilExpiry {
+    pub(crate) max: Duration,
+}
+
+impl moka::Expiry<[u8; 32], Arc<Cached>> for UntilExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], v: &Arc<Cached>, _: Instant) -> Option<Duration> {
+        let left = u64::try_from(v.exp - now_secs()).unwrap_or(0);
+        Some(Duration::from_secs(left).min(self.max))
+    }
+}
+
+pub(crate) fn new_cache(capacity: u64) -> Cache<[u8; 32], Arc<Cached>> {
+    Cache::builder()
+        .max_capacity(capacity)
+        .expire_after(UntilExpiry {
+            max: Duration::from_secs(900),
+        })
+        .build()
+}
+
+/// Validates `Authorization: Bearer <JWT>` against the Key Manager's keys, then authorises the
+/// routed request (subscription, scopes). Verified tokens are cached by hash until they expire.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use apim_core::artifacts::InMemoryArtifacts;
+/// use apim_keymanager::{jwks::{JwkSet, JwksSource}, JwtValidator};
+/// let artifacts = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
+/// let v = JwtValidator::new(JwksSource::fixed(&JwkSet::default()), artifacts)
+///     .with_issuer("https://km:9443/oauth2/token");
+/// # let _ = v;
+/// ```
+pub struct JwtValidator {
+    keys: JwksSource,
+    artifacts: Arc<dyn ArtifactStore>,
+    validation: Validation,
+    cache: Cache<[u8; 32], Arc<Cached>>,
+}
+
+impl std::fmt::Debug for JwtValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtValidator")
+            .field("keys", &self.keys)
+            .field("validation", &self.validation)
+            .field("cached", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtValidator {
+    /// A validator with 30 s leeway, no issuer or audience check, and a 100 000-entry cache.
+    pub fn new(keys: JwksSource, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        JwtValidator {
+            keys,
+            artifacts,
+            validation: Validation {
+                issuer: None,
+                audience: None,
+                leeway_secs: 30,
+            },
+            cache: new_cache(100_000),
+        }
+    }
+
+    /// Requires `iss`.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.validation.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Requires `aud` to contain `audience`.
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.validation.audience = Some(audience.into());
+        self
+    }
+
+    /// Clock-skew allowance for `exp` / `nbf`.
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.validation.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(0);
+        self
+    }
+
+    /// Number of cached tokens (approximate).
+    pub fn cached(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    /// Validates a token (no route: no subscription or scope check).
+    pub async fn validate_token(
+        &self,
+        token: &str,
+        route: Option<&RouteMatch>,
+    ) -> Result<Arc<AuthContext>, ApimError> {
+        let snap = self.artifacts.snapshot();
+        let now = now_secs();
+        let key = token_hash(token);
+        if let Some(hit) = self.cache.get(&key) {
+            if hit.exp + self.validation.leeway_secs <= now {
+                self.cache.invalidate(&key);
+                return Err(JwtError::Expired.into());
+            }
+            if snap.is_revoked(&hit.jti) {
+                self.cache.invalidate(&key);
+                return Err(JwtError::Revoked.into());
+            }
+            return authorize(hit.ctx.clone(), route, &snap);
+        }
+        let claims = match self.keys.verifier().verify_signature(token) {
+            Err(JwtError::UnknownKid) if self.keys.refresh(false).await.unwrap_or(false) => {
+                self.keys.verifier().verify_signature(token)?
+            }
+            other => other?,
+        };
+        check_claims(&claims, &self.validation, now)?;
+        if claims.token_type.as_deref() == Some("apiKey") {
+            return Err(ApimError::InvalidCredentials(
+                "an API key is not an access token".into(),
+            ));
+        }
+        if snap.is_revoked(&claims.jti) {
+            return Err(JwtError::Revoked.into());
+        }
+        let ctx = Arc::new(context_from_claims(&claims, &snap, CredentialKind::Jwt)?);
+        self.cache.insert(
+            key,
+            Arc::new(Cached {
+                ctx: ctx.clone(),
+                exp: claims.exp,
+                jti: claims.jti,
+            }),
+        );
+        authorize(ctx, route, &snap)
+    }
+}
+
+/// Who is calling, from verified claims (application from the claim, else the key mapping).
+pub(crate) fn context_from_claims(
+    c: &Claims,
+    snap: &apim_core::artifacts::ArtifactSnapshot,
+    credential: CredentialKind,
+) -> Result<AuthContext, ApimError> {
+    let client_id = c
+        .client_id
+        .clone()
+        .or_else(|| c.azp.clone())
+        .unwrap_or_default();
+    let mapping = snap.key_mapping(&client_id);
+    let app_id = c
+        .application
+        .as_ref()
+        .map(|a| a.uuid.clone())
+        .or_else(|| mapping.map(|m| m.application_id.clone()))
+        .unwrap_or_default();
+    let app = snap.application(&app_id);
+    let key_type = match (&c.keytype, mapping) {
+        (Some(k), _) => KeyType::parse(k).unwrap_or_default(),
+        (None, Some(m)) => m.key_type,
+        _ => KeyType::Production,
+    };
+    let raw = match serde_json::to_value(c)? {
+        serde_json::Value::Object(m) => Some(Arc::new(m)),
+        _ => None,
+    };
+    Ok(AuthContext {
+        credential,
+        application_name: app
+            .map(|a| a.name.clone())
+            .or_else(|| c.application.as_ref().map(|a| a.name.clone()))
+            .unwrap_or_default(),
+        application_owner: app
+            .map(|a| a.owner.clone())
+            .or_else(|| c.application.as_ref().map(|a| a.owner.clone()))
+            .unwrap_or_default(),
+        application_tier: app
+            .map(|a| a.throttling_policy.clone())
+            .or_else(|| c.application.as_ref().map(|a| a.tier.clone()))
+            .unwrap_or_else(|| "Unlimited".into()),
+        application_id: app_id,
+        end_user: c.sub.clone(),
+        key_type,
+        scopes: c.scopes(),
+        consumer_key: client_id,
+        token_id: Some(c.jti.clone()),
+        expires_at: Some(c.exp),
+        subscription_tier: None,
+        claims: raw,
+    })
+}
+
+#[async_trait::async_trait]
+impl KeyValidator for JwtValidator {
+    async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
+        let token = bearer(req.headers)
+            .ok_or_else(|| ApimError::MissingCredentials("no bearer token".into()))?;
+        self.validate_token(token, req.route).await
+    }
+}

@@ -1,0 +1,523 @@
+//! The gateway-side validators: JWT (with cache and revocation), opaque tokens by
+//! introspection, API keys (IP / referer limits), Basic, and the routed authorisation checks.
+
+mod common;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use apim_core::artifacts::{
+    ArtifactStore, DeployedApi, GatewayData, InMemoryArtifacts, RouteMatch,
+};
+use apim_core::auth::{AuthContext, CredentialKind, KeyValidator, RequestMeta};
+use apim_core::event::{Event, EventPayload, Seq, SubscriptionChange, TokenRevocation};
+use apim_core::model::{Api, Application, KeyMapping, KeyType, Subscription};
+use apim_core::time::now_secs;
+use apim_core::ApimError;
+use apim_keymanager::jwt::{self, Claims};
+use apim_keymanager::keys::Algorithm;
+use apim_keymanager::validator::UserVerifier;
+use apim_keymanager::{
+    ApiKeyRequest, ApiKeyValidator, BasicAuthValidator, ClientRegistration, CredentialValidator,
+    IntrospectionValidator, JwtValidator, KeyManager,
+};
+use http::{HeaderMap, Method, Uri};
+
+const APP: &str = "app-1";
+const API: &str = "api-1";
+
+fn application() -> Application {
+    serde_json::from_value(serde_json::json!({
+        "applicationId": APP, "name": "Shop", "throttlingPolicy": "10PerMin", "owner": "admin"
+    }))
+    .unwrap()
+}
+
+fn api() -> Api {
+    let mut a: Api = serde_json::from_value(serde_json::json!({
+        "name": "Pizza", "context": "/pizza", "version": "1.0.0",
+        "endpointConfig": {"endpoint_type": "http", "production_endpoints": {"url": "http://127.0.0.1:1"}},
+        "operations": [{"target": "/menu", "verb": "GET"}, {"target": "/order", "verb": "POST", "scopes": ["write"]}]
+    }))
+    .unwrap();
+    a.id = API.into();
+    a
+}
+
+fn route(op: usize) -> RouteMatch {
+    RouteMatch {
+        api: Arc::new(DeployedApi::new(
+            api(),
+            "r1".into(),
+            None,
+            vec!["Default".into()],
+        )),
+        operation: op,
+        resource_start: 0,
+    }
+}
+
+/// Artifacts with the application, its key mapping for `consumer_key` and a subscription.
+fn artifacts(consumer_key: &str, status: &str) -> Arc<InMemoryArtifacts> {
+    let a = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
+    let sub: Subscription = serde_json::from_value(serde_json::json!({
+        "subscriptionId": "s1", "applicationId": APP, "apiId": API, "throttlingPolicy": "Gold", "status": status
+    }))
+    .unwrap();
+    a.load(GatewayData {
+        seq: Seq(1),
+        applications: vec![application()],
+        key_mappings: vec![KeyMapping {
+            key_mapping_id: "m1".into(),
+            application_id: APP.into(),
+            key_type: KeyType::Production,
+            consumer_key: consumer_key.into(),
+            key_manager: "Resident Key Manager".into(),
+        }],
+        subscriptions: vec![SubscriptionChange {
+            subscription: sub,
+            api_context: "/pizza".into(),
+            api_version: "1.0.0".into(),
+        }],
+        ..GatewayData::default()
+    });
+    a
+}
+
+fn revoke_event(a: &InMemoryArtifacts, seq: u64, jti: &str) {
+    a.apply(&Event {
+        seq: Seq(seq),
+        time: 0,
+        payload: EventPayload::TokenRevocation(TokenRevocation {
+            jti: jti.into(),
+            expiry_time: now_secs() + 3600,
+            token_type: "JWT".into(),
+            consumer_key: None,
+        }),
+    });
+}
+
+struct Req {
+    headers: HeaderMap,
+    uri: Uri,
+    ip: Option<IpAddr>,
+}
+
+impl Req {
+    fn bearer(t: &str) -> Req {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {t}").parse().unwrap());
+        Req {
+            headers,
+            uri: Uri::from_static("/pizza/1.0.0/menu"),
+            ip: None,
+        }
+    }
+    fn meta<'a>(&'a self, route: Option<&'a RouteMatch>) -> RequestMeta<'a> {
+        RequestMeta {
+            method: &Method::GET,
+            uri: &self.uri,
+            headers: &self.headers,
+            client_ip: self.ip,
+            route,
+        }
+    }
+}
+
+async fn km_with_client(
+    scope: Option<&str>,
+    token_type: Option<&str>,
+) -> (KeyManager, String, tempfile::TempDir) {
+    let (store, dir) = common::sqlite().await;
+    let km = common::key_manager(store).await;
+    let c = common::client(
+        &km,
+        ClientRegistration {
+            scope: scope.map(Into::into),
+            application_id: Some(APP.into()),
+            token_type: token_type.map(Into::into),
+            ..Default::default()
+        },
+    )
+    .await;
+    (km, c.client.client_id, dir)
+}
+
+fn err_code(r: Result<Arc<AuthContext>, ApimError>) -> u32 {
+    r.expect_err("should be rejected").code()
+}
+
+#[tokio::test]
+async fn jwt_valid_subscribed_scoped_and_cached() {
+    let (km, cid, _d) = km_with_client(Some("read write"), None).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let v =
+        JwtValidator::new(km.jwks_source(), arts.clone()).with_issuer(km.settings().issuer.clone());
+    let tok = km
+        .issue_client_credentials_token(&cid, &["read".into()], None)
+        .await
+        .unwrap();
+    let req = Req::bearer(&tok.access_token);
+
+    let ctx = v.validate(&req.meta(Some(&route(0)))).await.unwrap();
+    assert_eq!(ctx.application_id, APP);
+    assert_eq!(ctx.application_tier, "10PerMin");
+    assert_eq!(ctx.subscription_tier.as_deref(), Some("Gold"));
+    assert_eq!(ctx.credential, CredentialKind::Jwt);
+    assert_eq!(v.cached(), 1);
+    // the /order resource needs `write`: 403 900910, also on a cache hit
+    assert_eq!(
+        err_code(v.validate(&req.meta(Some(&route(1)))).await),
+        900910
+    );
+    // no route: authentication only
+    assert!(v.validate(&req.meta(None)).await.is_ok());
+    // missing credential
+    let none = Req {
+        headers: HeaderMap::new(),
+        uri: Uri::from_static("/"),
+        ip: None,
+    };
+    assert_eq!(err_code(v.validate(&none.meta(None)).await), 900902);
+}
+
+#[tokio::test]
+async fn jwt_revoked_is_rejected_even_when_cached() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let v = JwtValidator::new(km.jwks_source(), arts.clone());
+    let tok = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    let req = Req::bearer(&tok.access_token);
+    let ctx = v.validate(&req.meta(None)).await.unwrap();
+    assert_eq!(v.cached(), 1);
+    // revoke through the Key Manager (outbox) and feed the event the gateway would receive
+    assert!(km.revoke(&tok.access_token, None).await.unwrap());
+    revoke_event(&arts, 2, ctx.token_id.as_deref().unwrap());
+    let e = v.validate(&req.meta(None)).await.unwrap_err();
+    assert_eq!((e.status().as_u16(), e.code()), (401, 900901));
+    assert!(e.to_string().contains("revoked"));
+}
+
+#[tokio::test]
+async fn jwt_not_subscribed_and_blocked() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let tok = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    let req = Req::bearer(&tok.access_token);
+    let other = artifacts("someone-else", "UNBLOCKED"); // no key mapping for this client
+    let v = JwtValidator::new(km.jwks_source(), other);
+    assert_eq!(
+        err_code(v.validate(&req.meta(Some(&route(0)))).await),
+        900908
+    );
+    let blocked = artifacts(&cid, "BLOCKED");
+    let v = JwtValidator::new(km.jwks_source(), blocked);
+    assert_eq!(
+        err_code(v.validate(&req.meta(Some(&route(0)))).await),
+        900907
+    );
+    let on_hold = artifacts(&cid, "ON_HOLD");
+    let v = JwtValidator::new(km.jwks_source(), on_hold);
+    assert_eq!(
+        err_code(v.validate(&req.meta(Some(&route(0)))).await),
+        900908
+    );
+}
+
+fn forge(km: &KeyManager, f: impl FnOnce(&mut Claims)) -> String {
+    let now = now_secs();
+    let mut c = Claims {
+        iss: km.settings().issuer.clone(),
+        sub: "admin".into(),
+        aud: vec!["gw".into()],
+        exp: now + 600,
+        iat: now,
+        nbf: Some(now),
+        jti: apim_core::crypto::new_id(),
+        ..Claims::default()
+    };
+    f(&mut c);
+    jwt::encode(km.key_ring().active(), &c).unwrap()
+}
+
+#[tokio::test]
+async fn jwt_expired_not_yet_valid_wrong_issuer_wrong_audience() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let v = JwtValidator::new(km.jwks_source(), artifacts(&cid, "UNBLOCKED"))
+        .with_issuer(km.settings().issuer.clone())
+        .with_audience("gw");
+    let cases = [
+        (forge(&km, |c| c.exp = now_secs() - 120), "expired"),
+        (
+            forge(&km, |c| c.nbf = Some(now_secs() + 600)),
+            "not yet valid",
+        ),
+        (
+            forge(&km, |c| c.iss = "https://evil/oauth2/token".into()),
+            "wrong issuer",
+        ),
+        (
+            forge(&km, |c| c.aud = vec!["other".into()]),
+            "wrong audience",
+        ),
+    ];
+    for (tok, why) in cases {
+        let e = v.validate(&Req::bearer(&tok).meta(None)).await.unwrap_err();
+        assert_eq!((e.status().as_u16(), e.code()), (401, 900901), "{why}");
+        assert!(e.to_string().contains(why), "{e} vs {why}");
+    }
+    // within the 30 s leeway it still passes
+    let tok = forge(&km, |c| c.exp = now_secs() - 5);
+    assert!(v.validate(&Req::bearer(&tok).meta(None)).await.is_ok());
+    // tampered and alg=none tokens through the validator
+    let good = forge(&km, |_| {});
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    let e = v
+        .validate(&Req::bearer(&parts.join(".")).meta(None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), 900901);
+}
+
+#[tokio::test]
+async fn rotated_and_supplied_keys_all_verify() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let v = JwtValidator::new(km.jwks_source(), artifacts(&cid, "UNBLOCKED"));
+    let old = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    km.add_signing_key(
+        "rsa-1",
+        Algorithm::RS256,
+        include_bytes!("keys/rsa2048.pk8.der"),
+        true,
+    )
+    .await
+    .unwrap();
+    let rsa = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    km.add_signing_key(
+        "ed-1",
+        Algorithm::EdDSA,
+        include_bytes!("keys/ed25519.pk8.der"),
+        true,
+    )
+    .await
+    .unwrap();
+    let ed = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(jwt::decode_header(&rsa.access_token).unwrap().alg, "RS256");
+    assert_eq!(jwt::decode_header(&ed.access_token).unwrap().alg, "EdDSA");
+    assert_eq!(km.jwks().keys.len(), 3);
+    for t in [old, rsa, ed] {
+        assert!(v
+            .validate(&Req::bearer(&t.access_token).meta(None))
+            .await
+            .is_ok());
+    }
+    // a bad key is refused before it is stored
+    assert!(km
+        .add_signing_key("x", Algorithm::RS256, b"not a key", true)
+        .await
+        .is_err());
+    assert_eq!(km.jwks().keys.len(), 3);
+}
+
+#[tokio::test]
+async fn opaque_tokens_by_introspection() {
+    let (km, cid, _d) = km_with_client(None, Some("OAUTH")).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let tok = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    assert!(!jwt::looks_like_jwt(&tok.access_token));
+    let v = IntrospectionValidator::new(Arc::new(km.clone()), arts.clone());
+    let req = Req::bearer(&tok.access_token);
+    let ctx = v.validate(&req.meta(Some(&route(0)))).await.unwrap();
+    assert_eq!(ctx.credential, CredentialKind::Opaque);
+    assert_eq!(ctx.application_id, APP);
+    // revoked: the KM emits the SHA-256 of the token as its id; rejected on the cache hit too
+    assert!(km.revoke(&tok.access_token, None).await.unwrap());
+    revoke_event(&arts, 2, ctx.token_id.as_deref().unwrap());
+    assert_eq!(err_code(v.validate(&req.meta(None)).await), 900901);
+    assert_eq!(
+        err_code(v.validate(&Req::bearer("unknown-opaque").meta(None)).await),
+        900901
+    );
+}
+
+#[tokio::test]
+async fn api_keys_with_ip_and_referer_limits() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let key = km
+        .issue_api_key(ApiKeyRequest {
+            application: application(),
+            key_type: KeyType::Production,
+            validity_secs: 3600,
+            permitted_ip: Some("10.0.0.0/8, 192.168.1.10".into()),
+            permitted_referer: None,
+            subscribed_apis: vec![jwt::SubscribedApi {
+                id: API.into(),
+                ..Default::default()
+            }],
+            subject: None,
+        })
+        .unwrap();
+    let v = ApiKeyValidator::new(km.jwks_source(), arts.clone());
+    let mut headers = HeaderMap::new();
+    headers.insert("apikey", key.parse().unwrap());
+    let mut req = Req {
+        headers,
+        uri: Uri::from_static("/pizza/1.0.0/menu"),
+        ip: Some("10.1.2.3".parse().unwrap()),
+    };
+    let ctx = v.validate(&req.meta(Some(&route(0)))).await.unwrap();
+    assert_eq!(ctx.credential, CredentialKind::ApiKey);
+    assert_eq!(ctx.subscription_tier.as_deref(), Some("Gold"));
+    // from a non-permitted IP: 403, also when cached
+    req.ip = Some("172.16.0.1".parse().unwrap());
+    let e = v.validate(&req.meta(Some(&route(0)))).await.unwrap_err();
+    assert_eq!((e.status().as_u16(), e.code()), (403, 900908));
+    req.ip = None;
+    assert_eq!(err_code(v.validate(&req.meta(None)).await), 900908);
+
+    // referer limits
+    let key = km
+        .issue_api_key(ApiKeyRequest {
+            application: application(),
+            key_type: KeyType::Production,
+            validity_secs: 0,
+            permitted_ip: None,
+            permitted_referer: Some("https://*.shop.test/*".into()),
+            subscribed_apis: vec![],
+            subject: None,
+        })
+        .unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("apikey", key.parse().unwrap());
+    headers.insert("referer", "https://www.evil.test/".parse().unwrap());
+    let mut req = Req {
+        headers,
+        uri: Uri::from_static("/"),
+        ip: None,
+    };
+    assert_eq!(err_code(v.validate(&req.meta(None)).await), 900908);
+    req.headers
+        .insert("referer", "https://www.shop.test/page".parse().unwrap());
+    assert!(v.validate(&req.meta(None)).await.is_ok());
+    // an API key is not a bearer token, and a bearer token is not an API key
+    let jv = JwtValidator::new(km.jwks_source(), arts.clone());
+    assert_eq!(
+        err_code(jv.validate(&Req::bearer(&key).meta(None)).await),
+        900901
+    );
+    let tok = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("apikey", tok.access_token.parse().unwrap());
+    let req = Req {
+        headers,
+        uri: Uri::from_static("/"),
+        ip: None,
+    };
+    assert_eq!(err_code(v.validate(&req.meta(None)).await), 900901);
+    // revoked API key
+    let kid_jti = jwt::JwtVerifier::from_jwks(&km.jwks())
+        .verify_signature(&key)
+        .unwrap()
+        .jti;
+    assert!(km.revoke(&key, None).await.unwrap());
+    revoke_event(&arts, 2, &kid_jti);
+    let mut headers = HeaderMap::new();
+    headers.insert("apikey", key.parse().unwrap());
+    headers.insert("referer", "https://www.shop.test/page".parse().unwrap());
+    let req = Req {
+        headers,
+        uri: Uri::from_static("/"),
+        ip: None,
+    };
+    assert_eq!(err_code(v.validate(&req.meta(None)).await), 900901);
+}
+
+struct FixedUser;
+#[async_trait::async_trait]
+impl UserVerifier for FixedUser {
+    async fn verify(&self, u: &str, p: &str) -> Result<Option<apim_core::model::User>, ApimError> {
+        Ok((u == "bob" && p == "secret-pw").then(|| {
+            serde_json::from_value(serde_json::json!({"username": "bob", "roles": ["subscriber"]}))
+                .unwrap()
+        }))
+    }
+}
+
+#[tokio::test]
+async fn basic_and_composite() {
+    let basic = BasicAuthValidator::new(Arc::new(FixedUser));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        common::basic("bob", "secret-pw").parse().unwrap(),
+    );
+    let req = Req {
+        headers,
+        uri: Uri::from_static("/"),
+        ip: None,
+    };
+    let ctx = basic.validate(&req.meta(None)).await.unwrap();
+    assert_eq!(
+        (ctx.credential, ctx.end_user.as_str()),
+        (CredentialKind::Basic, "bob")
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        common::basic("bob", "nope").parse().unwrap(),
+    );
+    let bad = Req {
+        headers,
+        uri: Uri::from_static("/"),
+        ip: None,
+    };
+    assert_eq!(err_code(basic.validate(&bad.meta(None)).await), 900901);
+
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let all = CredentialValidator::new()
+        .with_jwt(JwtValidator::new(km.jwks_source(), arts.clone()))
+        .with_basic(basic);
+    let tok = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.validate(&Req::bearer(&tok.access_token).meta(None))
+            .await
+            .unwrap()
+            .credential,
+        CredentialKind::Jwt
+    );
+    assert_eq!(
+        all.validate(&req.meta(None)).await.unwrap().credential,
+        CredentialKind::Basic
+    );
+    // opaque tokens are not configured here
+    assert_eq!(
+        err_code(all.validate(&Req::bearer("opaque").meta(None)).await),
+        900901
+    );
+}

@@ -1,0 +1,95 @@
+//! Run with: `cargo run --example keymanager -- --config apim.toml`
+//!
+//! The Key Manager profile alone: the OAuth2 authorization server (`/oauth2/token`, `revoke`,
+//! `introspect`, `jwks`, `register`, `authorize` and the `/.well-known/` metadata) on the control
+//! plane's plain HTTP port (9763 + offset). The first start generates an ES256 signing key and
+//! keeps it in the database. `/oauth2/register` accepts a user's Basic credential, or the
+//! internal token (`[internal] token`) as an RFC 7591 initial access token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use apim_core::config::Config;
+use apim_core::store::Store;
+use apim_core::ApimError;
+use apim_keymanager::{KeyManager, KeyManagerSettings};
+use clap::Parser;
+
+/// apim-rs Key Manager profile.
+#[derive(Debug, Parser)]
+#[command(name = "keymanager", version)]
+struct Args {
+    /// TOML configuration file (`APIM_*` variables override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Shifts every port by this much.
+    #[arg(long)]
+    port_offset: Option<u16>,
+}
+
+/// Loads the configuration with the command-line overrides applied.
+fn load(args: &Args) -> Result<Config, ApimError> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(o) = args.port_offset {
+        cfg.port_offset = o;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn run(args: Args) -> Result<(), ApimError> {
+    let cfg = load(&args)?;
+    let store = Store::connect(&cfg).await?;
+    let seed = store.seed_defaults(cfg.admin.password.as_deref()).await?;
+    if let Some(p) = &seed.generated_admin_password {
+        println!("generated admin password (shown once): {p}");
+    }
+
+    let port = cfg.ports().control_plane_http;
+    let mut settings = KeyManagerSettings::from_config(&cfg);
+    // this profile serves plain HTTP; publish the endpoints where they really are
+    settings.base_url = format!("http://{}:{port}", cfg.hostname);
+    settings.initial_access_token = cfg.internal.token.clone();
+    let km = KeyManager::new(store, settings).await?;
+
+    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
+        .parse()
+        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        ApimError::config("server.http_port", format!("cannot listen on {addr}: {e}"))
+    })?;
+    println!(
+        "apim keymanager ready: {base}/oauth2/token (metadata {base}/.well-known/oauth-authorization-server, issuer {iss})",
+        base = km.settings().base_url,
+        iss = km.settings().issuer,
+    );
+    apim_keymanager::axum::serve(listener, km.router())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keymanager: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
