@@ -211,8 +211,16 @@ fn subscribed_in_key(ctx: &AuthContext, route: &RouteMatch) -> Result<(), ApimEr
     else {
         return Ok(());
     };
-    let id = &route.api.api.id;
-    if apis.iter().any(|a| a["id"].as_str() == Some(id)) {
+    let api = &route.api.api;
+    // by id, or by context + version (keys issued by a portal that names APIs that way)
+    let listed = |a: &serde_json::Value| {
+        a["id"]
+            .as_str()
+            .is_some_and(|i| !i.is_empty() && i == api.id)
+            || (a["context"].as_str() == Some(api.context.as_str())
+                && a["version"].as_str() == Some(api.version.as_str()))
+    };
+    if apis.iter().any(listed) {
         Ok(())
     } else {
         Err(ApimError::ResourceForbidden(
