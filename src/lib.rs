@@ -23,3 +23,6 @@ pub use apim_gateway as gateway;
 pub use apim_keymanager as keymanager;
 pub use apim_portal as portal;
 pub use apim_throttle as throttle;
+
+pub mod all_in_one;
+pub mod wiring;

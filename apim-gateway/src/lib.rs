@@ -1,1 +1,62 @@
-//! apim-gateway (skeleton).
+//! # apim-gateway
+//!
+//! The data plane of apim-rs: a tower service stack that secures, throttles and proxies API
+//! calls, hyper listeners for it (HTTP/1.1, HTTP/2, TLS, WebSocket), and the artifact sync that
+//! keeps it current with the control plane.
+//!
+//! The request flow (outermost first), after WSO2's handler chain:
+//!
+//! | layer | does | rejects with |
+//! |---|---|---|
+//! | [`edge::EdgeLayer`] | `X-Request-ID`, tracing span, request timeout, metrics | 504 101504 |
+//! | [`hygiene::HygieneLayer`] | path traversal and `Host` checks | 400 |
+//! | [`cors::CorsLayer`] | CORS preflight per API | — |
+//! | `RouteLayer` (core) | API, resource, lifecycle | 404 900906, 503 700700 |
+//! | `EventLayer` (core, optional) | analytics record per request | — |
+//! | `AuthLayer` (core) | credential, subscription, scopes | 401 900901/900902, 403 900908/900910 |
+//! | `ThrottleLayer` (core) | quotas, block conditions | 429 9008xx, 403 900805 |
+//! | [`proxy::Proxy`] | endpoint choice, streaming proxy | 413, 503 101503, 504 101504/101508 |
+//!
+//! Every rejection is rendered by `ApimError::to_response` (the one mapping).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use apim_core::auth::{AuthContext, KeyValidator, RequestMeta};
+//! use apim_core::ApimError;
+//! use apim_gateway::Gateway;
+//!
+//! struct Anyone;
+//! #[async_trait::async_trait]
+//! impl KeyValidator for Anyone {
+//!     async fn validate(&self, _: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
+//!         Ok(Arc::new(AuthContext::anonymous()))
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), ApimError> {
+//! let gw = Arc::new(Gateway::builder().validator(Arc::new(Anyone)).build()?);
+//! let syncer = gw.syncer()?;
+//! tokio::spawn(syncer.run());
+//! let (addrs, serve) = gw.bind(None, apim_gateway::listener::shutdown_signal()).await?;
+//! println!("gateway on {:?}", addrs.http);
+//! serve.await;
+//! # Ok(()) }
+//! ```
+
+pub mod body;
+pub mod cors;
+pub mod echo;
+pub mod edge;
+pub mod endpoints;
+mod gateway;
+pub mod health;
+pub mod hygiene;
+pub mod listener;
+pub mod metrics;
+pub mod proxy;
+pub mod request_id;
+pub mod sync;
+pub mod tls;
+
+pub use body::GatewayBody;
+pub use gateway::{Addresses, AllowAll, Gateway, GatewayBuilder, GatewayService};

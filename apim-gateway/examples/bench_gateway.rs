@@ -1,0 +1,117 @@
+//! Run with: `cargo run --release -p apim-gateway --example bench_gateway -- 18280 http://127.0.0.1:18080 /tmp/token`
+//!
+//! The gateway as `bench/load.sh` measures it: one API (`/bench/1.0.0/*`) in front of the given
+//! backend, real ES256 JWT validation (apim-keymanager), the subscription check and
+//! subscription-tier throttling (apim-throttle, a quota far above the load so nothing is
+//! denied). Writes a valid access token to the given file, then serves on 127.0.0.1:<port>.
+
+use std::sync::Arc;
+
+use apim_core::artifacts::{ArtifactStore, GatewayData, InMemoryArtifacts};
+use apim_core::config::Config;
+use apim_core::event::{GatewayDeployment, Policy, SubscriptionChange};
+use apim_core::ApimError;
+use apim_gateway::Gateway;
+use apim_keymanager::jwks::{JwkSet, JwksSource};
+use apim_keymanager::jwt::{encode, ApplicationClaim, Claims};
+use apim_keymanager::keys::SigningKey;
+use apim_keymanager::JwtValidator;
+use apim_throttle::LocalThrottle;
+use serde_json::json;
+
+fn data(backend: &str) -> Result<GatewayData, ApimError> {
+    let mut api: apim_core::model::Api = serde_json::from_value(json!({
+        "name": "Bench", "context": "/bench", "version": "1.0.0", "policies": ["Bench"],
+        "endpointConfig": {"endpoint_type": "http", "production_endpoints": {"url": backend}},
+        "operations": [{"verb": "GET", "target": "/*"}]
+    }))?;
+    api.id = "bench-api".into();
+    api.life_cycle_status = apim_core::lifecycle::LifecycleState::Published;
+    Ok(GatewayData {
+        seq: apim_core::event::Seq(1),
+        deployments: vec![GatewayDeployment {
+            api,
+            revision_id: "r1".into(),
+            gateway_labels: vec!["Default".into()],
+            vhost: None,
+        }],
+        applications: vec![serde_json::from_value(json!({
+            "applicationId": "bench-app", "name": "bench", "throttlingPolicy": "Unlimited",
+            "owner": "bench", "status": "APPROVED"
+        }))?],
+        subscriptions: vec![SubscriptionChange {
+            subscription: serde_json::from_value(json!({
+                "subscriptionId": "s1", "applicationId": "bench-app", "apiId": "bench-api",
+                "throttlingPolicy": "Bench"
+            }))?,
+            api_context: "/bench".into(),
+            api_version: "1.0.0".into(),
+        }],
+        policies: vec![serde_json::from_value::<Policy>(json!({
+            "policyType": "SUBSCRIPTION",
+            "policy": {"policyName": "Bench", "defaultLimit": {"type": "REQUESTCOUNTLIMIT",
+                "requestCount": {"timeUnit": "min", "unitTime": 1, "requestCount": 1000000000u64}}}
+        }))?],
+        ..Default::default()
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args.next().unwrap_or_else(|| "18280".into()).parse()?;
+    let backend = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:18080".into());
+    let token_out = args
+        .next()
+        .unwrap_or_else(|| "/tmp/apim-bench-token".into());
+
+    let artifacts = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
+    artifacts.load(data(&backend)?);
+    let artifacts: Arc<dyn ArtifactStore> = artifacts;
+    let (key, _pkcs8) = SigningKey::generate_es256("bench")?;
+    let jwks = JwkSet {
+        keys: vec![key.jwk()],
+    };
+    let now = apim_core::time::now_secs();
+    let token = encode(
+        &key,
+        &Claims {
+            iss: "bench".into(),
+            sub: "bench".into(),
+            client_id: Some("bench-client".into()),
+            exp: now + 86_400,
+            iat: now,
+            jti: "bench-token".into(),
+            keytype: Some("PRODUCTION".into()),
+            application: Some(ApplicationClaim {
+                id: "bench-app".into(),
+                uuid: "bench-app".into(),
+                name: "bench".into(),
+                tier: "Unlimited".into(),
+                owner: "bench".into(),
+            }),
+            ..Default::default()
+        },
+    )?;
+    std::fs::write(&token_out, &token)?;
+
+    let mut cfg = Config::default();
+    cfg.gateway.max_connections = 4096;
+    let gw = Gateway::builder()
+        .config(cfg)
+        .artifacts(artifacts.clone())
+        .validator(Arc::new(JwtValidator::new(
+            JwksSource::fixed(&jwks),
+            artifacts.clone(),
+        )))
+        .decider(Arc::new(LocalThrottle::new(artifacts)))
+        .build()?;
+    gw.readiness().set(true);
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("bench gateway on http://127.0.0.1:{port}/bench/1.0.0/ -> {backend}");
+    gw.serve_on(l, None, apim_gateway::listener::shutdown_signal())
+        .await;
+    Ok(())
+}

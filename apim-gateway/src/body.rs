@@ -1,0 +1,196 @@
+//! [`GatewayBody`]: the one body type of the gateway, for requests and responses.
+//!
+//! It streams a hyper [`Incoming`] body through untouched (no buffering), carries small fixed
+//! bodies (error responses, admin pages), and can enforce a byte limit on a streamed request
+//! body: past the limit it yields [`BodyTooLarge`], which the proxy maps to 413.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+
+/// Boxed error of a body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body exceeded the limit of the API (or the gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("request body exceeds {limit} bytes")]
+pub struct BodyTooLarge {
+    /// The limit in bytes.
+    pub limit: u64,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Incoming(Incoming),
+    Boxed(BoxBody<Bytes, BoxError>),
+}
+
+/// The gateway's body: streamed, fixed, or boxed; optionally limited in size.
+pub struct GatewayBody {
+    kind: Kind,
+    /// Bytes still allowed, and the limit (for the error), when limited.
+    limit: Option<(u64, u64)>,
+}
+
+impl fmt::Debug for GatewayBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Full(_) => "full",
+            Kind::Incoming(_) => "incoming",
+            Kind::Boxed(_) => "boxed",
+        };
+        f.debug_struct("GatewayBody")
+            .field("kind", &kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayBody {
+    /// An empty body.
+    pub fn empty() -> Self {
+        GatewayBody {
+            kind: Kind::Full(None),
+            limit: None,
+        }
+    }
+
+    /// Any other body (boxed).
+    pub fn boxed<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        use http_body_util::BodyExt;
+        GatewayBody {
+            kind: Kind::Boxed(body.map_err(Into::into).boxed()),
+            limit: None,
+        }
+    }
+
+    /// This body, failing with [`BodyTooLarge`] once more than `limit` bytes went through.
+    pub fn limited(mut self, limit: u64) -> Self {
+        self.limit = Some((limit, limit));
+        self
+    }
+}
+
+impl Default for GatewayBody {
+    fn default() -> Self {
+        GatewayBody::empty()
+    }
+}
+
+impl From<Bytes> for GatewayBody {
+    fn from(b: Bytes) -> Self {
+        GatewayBody {
+            kind: Kind::Full((!b.is_empty()).then_some(b)),
+            limit: None,
+        }
+    }
+}
+
+impl From<String> for GatewayBody {
+    fn from(s: String) -> Self {
+        Bytes::from(s).into()
+    }
+}
+
+impl From<&'static str> for GatewayBody {
+    fn from(s: &'static str) -> Self {
+        Bytes::from_static(s.as_bytes()).into()
+    }
+}
+
+impl From<Incoming> for GatewayBody {
+    fn from(b: Incoming) -> Self {
+        GatewayBody {
+            kind: Kind::Incoming(b),
+            limit: None,
+        }
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        // every variant is Unpin
+        let this = self.get_mut();
+        let frame = match &mut this.kind {
+            Kind::Full(b) => match b.take() {
+                Some(b) => Frame::data(b),
+                None => return Poll::Ready(None),
+            },
+            Kind::Incoming(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Ok(f))) => f,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            },
+            Kind::Boxed(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => f,
+                other => return other,
+            },
+        };
+        if let (Some((left, limit)), Some(data)) = (&mut this.limit, frame.data_ref()) {
+            let n = data.len() as u64;
+            if n > *left {
+                return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: *limit }))));
+            }
+            *left -= n;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(b) => b.is_none(),
+            Kind::Incoming(b) => b.is_end_stream(),
+            Kind::Boxed(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Incoming(b) => b.size_hint(),
+            Kind::Boxed(b) => b.size_hint(),
+        }
+    }
+}
+
+/// Whether an error (or anything in its source chain) is a [`BodyTooLarge`].
+pub fn is_body_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<BodyTooLarge>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn limit_fails_past_the_limit() {
+        let ok = GatewayBody::from(Bytes::from_static(b"12345")).limited(5);
+        assert_eq!(ok.collect().await.unwrap().to_bytes(), "12345");
+        let big = GatewayBody::from(Bytes::from_static(b"123456")).limited(5);
+        let err = big.collect().await.unwrap_err();
+        assert!(is_body_too_large(err.as_ref()), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! CORS per API `corsConfiguration`. Preflight requests (`OPTIONS` with `Origin` and
+//! `Access-Control-Request-Method`) are answered here, before routing: an API needs no
+//! `OPTIONS` resource to be callable from a browser, and the backend never sees the preflight.
+//! Other requests with an `Origin` get the `Access-Control-Allow-*` headers on their response
+//! (the route comes from the response's [`RouteMatch`] extension, see [`crate::echo`]).
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use apim_core::artifacts::{ArtifactStore, RouteMatch};
+use apim_core::model::CorsConfiguration;
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, Either};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use tower::{Layer, Service};
+
+/// Layer answering CORS preflights per API and decorating responses.
+pub struct CorsLayer<A: ?Sized> {
+    artifacts: Arc<A>,
+}
+
+impl<A: ?Sized> Clone for CorsLayer<A> {
+    fn clone(&self) -> Self {
+        CorsLayer {
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+impl<A: ?Sized> std::fmt::Debug for CorsLayer<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CorsLayer").finish_non_exhaustive()
+    }
+}
+
+impl<A: ArtifactStore + ?Sized> CorsLayer<A> {
+    /// A layer looking APIs up in `artifacts`.
+    pub fn new(artifacts: Arc<A>) -> Self {
+        CorsLayer { artifacts }
+    }
+}
+
+impl<S, A: ?Sized> Layer<S> for CorsLayer<A> {
+    type Service = Cors<S, A>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Cors {
+            inner,
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+/// The service of [`CorsLayer`].
+pub struct Cors<S, A: ?Sized> {
+    inner: S,
+    artifacts: Arc<A>,
+}
+
+impl<S: Clone, A: ?Sized> Clone for Cors<S, A> {
+    fn clone(&self) -> Self {
+        Cors {
+            inner: self.inner.clone(),
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+impl<S, A: ?Sized> std::fmt::Debug for Cors<S, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cors").finish_non_exhaustive()
+    }
+}
+
+fn origin_allowed<'a>(cfg: &CorsConfiguration, origin: &'a HeaderValue) -> Option<&'a HeaderValue> {
+    let o = origin.to_str().ok()?;
+    cfg.access_control_allow_origins
+        .iter()
+        .any(|a| a == "*" || a == o)
+        .then_some(origin)
+}
+
+fn join(list: &[String]) -> Option<HeaderValue> {
+    if list.is_empty() {
+        return None;
+    }
+    HeaderValue::try_from(list.join(", ")).ok()
+}
+
+/// Adds the CORS response headers for an allowed origin.
+fn decorate(h: &mut HeaderMap, cfg: &CorsConfiguration, origin: &HeaderValue, preflight: bool) {
+    let Some(origin) = origin_allowed(cfg, origin) else {
+        return;
+    };
+    let any = cfg.access_control_allow_origins.iter().any(|a| a == "*");
+    if any && !cfg.access_control_allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    } else {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    if cfg.access_control_allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    if preflight {
+        if let Some(m) = join(&cfg.access_control_allow_methods) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, m);
+        }
+        if let Some(v) = join(&cfg.access_control_allow_headers) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
+        }
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("3600"),
+        );
+    }
+}
+
+impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for Cors<S, A>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    A: ArtifactStore + ?Sized,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<ResBody>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+            return Either::Left(self.inner.call(req));
+        };
+        let requested = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+        if let (true, Some(method)) = (req.method() == Method::OPTIONS, requested) {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str()));
+            if let Ok(m) = self.artifacts.resolve(&method, host, req.uri().path()) {
+                let cfg = &m.api.api.cors_configuration;
+                if cfg.cors_configuration_enabled {
+                    let mut res = Response::new(ResBody::from(Bytes::new()));
+                    *res.status_mut() = StatusCode::NO_CONTENT;
+                    decorate(res.headers_mut(), cfg, &origin, true);
+                    return Either::Right(Box::pin(futures_util::future::ready(Ok(res))));
+                }
+            }
+            return Either::Left(self.inner.call(req));
+        }
+        let fut = self.inner.call(req);
+        Either::Right(Box::pin(async move {
+            let mut res = fut.await?;
+            if let Some(m) = res.extensions().get::<RouteMatch>().cloned() {
+                let cfg = &m.api.api.cors_configuration;
+                if cfg.cors_configuration_enabled {
+                    decorate(res.headers_mut(), cfg, &origin, false);
+                }
+            }
+            Ok(res)
+        }))
+    }
+}

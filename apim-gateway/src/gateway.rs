@@ -1,0 +1,315 @@
+//! [`Gateway`]: assembles the request flow into one tower service and runs its listeners.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apim_core::artifacts::{ArtifactStore, InMemoryArtifacts, RouteLayer};
+use apim_core::auth::{AuthLayer, KeyValidator};
+use apim_core::bus::{EventLayer, RequestSink};
+use apim_core::config::Config;
+use apim_core::throttle::{Decision, ThrottleContext, ThrottleDecider, ThrottleLayer};
+use apim_core::ApimError;
+use http::{Request, Response};
+use tower::util::BoxCloneSyncService;
+use tower::ServiceBuilder;
+
+use crate::body::GatewayBody;
+use crate::cors::CorsLayer;
+use crate::echo::RouteEchoLayer;
+use crate::edge::EdgeLayer;
+use crate::endpoints::EndpointRegistry;
+use crate::health::{admin_router, Readiness};
+use crate::hygiene::HygieneLayer;
+use crate::listener::{self, ConnLimits};
+use crate::metrics::Metrics;
+use crate::proxy::{backend_client, BackendJwt, Proxy, ProxySettings};
+use crate::sync::Syncer;
+
+/// The gateway's request flow as one service.
+pub type GatewayService =
+    BoxCloneSyncService<Request<GatewayBody>, Response<GatewayBody>, Infallible>;
+
+/// Admits everything: the decider when none is configured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+#[async_trait::async_trait]
+impl ThrottleDecider for AllowAll {
+    async fn decide(&self, _ctx: &ThrottleContext<'_>) -> Decision {
+        Decision::Allow
+    }
+}
+
+/// Builds a [`Gateway`].
+#[must_use]
+pub struct GatewayBuilder {
+    config: Config,
+    artifacts: Option<Arc<dyn ArtifactStore>>,
+    validator: Option<Arc<dyn KeyValidator>>,
+    decider: Option<Arc<dyn ThrottleDecider>>,
+    sink: Option<Arc<dyn RequestSink>>,
+    suspend: Duration,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayBuilder").finish_non_exhaustive()
+    }
+}
+
+impl GatewayBuilder {
+    /// The configuration (ports, limits, environments, control plane, TLS).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The artifact store (default: an [`InMemoryArtifacts`] for the configured environments).
+    pub fn artifacts(mut self, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        self.artifacts = Some(artifacts);
+        self
+    }
+
+    /// Who may call (required): JWT / opaque / API-key validation incl. the subscription check.
+    pub fn validator(mut self, validator: Arc<dyn KeyValidator>) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// Rate limiting (default: admit everything).
+    pub fn decider(mut self, decider: Arc<dyn ThrottleDecider>) -> Self {
+        self.decider = Some(decider);
+        self
+    }
+
+    /// Where per-request analytics records go (default: none).
+    pub fn analytics(mut self, sink: Arc<dyn RequestSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Default suspension of a failing endpoint (endpoints may set their own).
+    pub fn endpoint_suspension(mut self, d: Duration) -> Self {
+        self.suspend = d;
+        self
+    }
+
+    /// Assembles the gateway. Fails without a validator or when the backend JWT key cannot
+    /// be generated.
+    pub fn build(self) -> Result<Gateway, ApimError> {
+        let config = self.config;
+        let validator = self
+            .validator
+            .ok_or_else(|| ApimError::config("validator", "the gateway needs a KeyValidator"))?;
+        let decider = self.decider.unwrap_or_else(|| Arc::new(AllowAll));
+        let artifacts = self.artifacts.unwrap_or_else(|| {
+            Arc::new(InMemoryArtifacts::new(config.gateway.environments.clone()))
+        });
+        let g = &config.gateway;
+        let metrics = Arc::new(Metrics::new());
+        let jwt = if g.backend_jwt {
+            Some(BackendJwt::generate()?)
+        } else {
+            None
+        };
+        let timeout = Duration::from_millis(g.request_timeout_ms);
+        let proxy = Proxy::new(
+            backend_client(Duration::from_millis(g.connect_timeout_ms)),
+            Arc::new(EndpointRegistry::new(self.suspend)),
+            metrics.clone(),
+            jwt,
+            ProxySettings {
+                timeout,
+                max_body_bytes: g.max_body_bytes,
+            },
+        );
+        let service = ServiceBuilder::new()
+            .layer(EdgeLayer::new(metrics.clone(), timeout))
+            .layer(HygieneLayer::new())
+            .layer(CorsLayer::new(artifacts.clone()))
+            .layer(RouteLayer::new(artifacts.clone()))
+            .layer(RouteEchoLayer)
+            .option_layer(self.sink.map(EventLayer::new))
+            .layer(AuthLayer::new(validator))
+            .layer(ThrottleLayer::new(decider))
+            .service(proxy);
+        Ok(Gateway {
+            config,
+            artifacts,
+            metrics,
+            ready: Arc::new(Readiness::new()),
+            service: BoxCloneSyncService::new(service),
+        })
+    }
+}
+
+/// A gateway: the service stack, its artifacts and its observability handles.
+pub struct Gateway {
+    config: Config,
+    artifacts: Arc<dyn ArtifactStore>,
+    metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+    service: GatewayService,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+/// Where a running gateway listens.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// Plain HTTP (and WS) listeners.
+    pub http: Vec<SocketAddr>,
+    /// TLS (HTTPS and WSS) listeners.
+    pub https: Vec<SocketAddr>,
+    /// Admin listener (`/health`, `/metrics`).
+    pub admin: Option<SocketAddr>,
+}
+
+impl Gateway {
+    /// A builder with the default configuration.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            config: Config::default(),
+            artifacts: None,
+            validator: None,
+            decider: None,
+            sink: None,
+            suspend: Duration::from_secs(30),
+        }
+    }
+
+    /// The request flow (clone it per connection or per request).
+    pub fn service(&self) -> GatewayService {
+        self.service.clone()
+    }
+
+    /// The artifact store.
+    pub fn artifacts(&self) -> &Arc<dyn ArtifactStore> {
+        &self.artifacts
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Readiness (set once the artifacts are synced).
+    pub fn readiness(&self) -> &Arc<Readiness> {
+        &self.ready
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The admin router: `/health`, `/health/ready`, `/metrics`.
+    pub fn admin_router(&self) -> axum::Router {
+        admin_router(
+            self.ready.clone(),
+            self.metrics.clone(),
+            self.artifacts.clone(),
+        )
+    }
+
+    /// The artifact synchroniser for this gateway's configuration.
+    pub fn syncer(&self) -> Result<Syncer, ApimError> {
+        Syncer::from_config(&self.config, self.artifacts.clone(), self.ready.clone())
+    }
+
+    /// Serves `service` on one bound listener (plain or TLS) until `shutdown`.
+    pub async fn serve_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
+        listener::serve(
+            listener,
+            self.service(),
+            tls,
+            ConnLimits::from_config(&self.config.gateway),
+            self.metrics.clone(),
+            shutdown,
+        )
+        .await
+    }
+
+    /// Binds the configured ports (HTTP, HTTPS, WS, WSS, with the port offset) and the admin
+    /// listener at `admin`, returning the addresses and a future that serves until `shutdown`
+    /// and then drains.
+    pub async fn bind(
+        self: Arc<Self>,
+        admin: Option<SocketAddr>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(Addresses, impl Future<Output = ()>), ApimError> {
+        let ip: std::net::IpAddr = self
+            .config
+            .bind_address
+            .parse()
+            .map_err(|_| ApimError::config("bind_address", "must be an IP address"))?;
+        let ports = self.config.ports();
+        let bind = |port: u16, field: &'static str| async move {
+            tokio::net::TcpListener::bind((ip, port))
+                .await
+                .map_err(|e| ApimError::config(field, format!("cannot bind {ip}:{port}: {e}")))
+        };
+        let tls = crate::tls::acceptor(&self.config)?;
+        let mut plain = vec![
+            bind(ports.gateway_http, "gateway.http_port").await?,
+            bind(ports.gateway_ws, "gateway.ws_port").await?,
+        ];
+        let mut secure = vec![
+            bind(ports.gateway_https, "gateway.https_port").await?,
+            bind(ports.gateway_wss, "gateway.wss_port").await?,
+        ];
+        let admin_listener = match admin {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+                ApimError::config("admin address", format!("cannot bind {a}: {e}"))
+            })?),
+            None => None,
+        };
+        let addrs = Addresses {
+            http: plain.iter().filter_map(|l| l.local_addr().ok()).collect(),
+            https: secure.iter().filter_map(|l| l.local_addr().ok()).collect(),
+            admin: admin_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        };
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let run = async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            for (l, t) in plain
+                .drain(..)
+                .map(|l| (l, None))
+                .chain(secure.drain(..).map(|l| (l, Some(tls.clone()))))
+            {
+                let gw = self.clone();
+                let s = stop(rx.clone());
+                tasks.spawn(async move { gw.serve_on(l, t, s).await });
+            }
+            if let Some(l) = admin_listener {
+                let router = self.admin_router();
+                let s = stop(rx.clone());
+                tasks.spawn(async move {
+                    if let Err(e) = axum::serve(l, router).with_graceful_shutdown(s).await {
+                        tracing::warn!(error = %e, "admin listener failed");
+                    }
+                });
+            }
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = tx.send(true);
+            while tasks.join_next().await.is_some() {}
+        };
+        Ok((addrs, run))
+    }
+}

@@ -1,0 +1,207 @@
+//! Request hygiene: refuse requests whose path or `Host` a backend could read differently from
+//! the router (400 via [`ApimError::BadRequest`]), before any routing or authentication.
+//!
+//! Refused: dot segments (`/ctx/1.0/../admin`, `/./`), percent-encoded dots, slashes,
+//! backslashes and NUL (`%2e`, `%2f`, `%5c`, `%00`), raw backslashes, and a missing, repeated or
+//! malformed `Host` (HTTP/1.1; HTTP/2 carries the authority in the URI), and `Content-Length`
+//! together with `Transfer-Encoding` (hyper itself refuses duplicate `Content-Length`).
+
+use std::task::{Context, Poll};
+
+use apim_core::ApimError;
+use bytes::Bytes;
+use futures_util::future::{Either, Ready};
+use http::{header, Request, Response, Version};
+use tower::{Layer, Service};
+
+/// Checks a request path; `Err` says what is wrong.
+pub fn check_path(path: &str) -> Result<(), &'static str> {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
+        return Err("path must start with '/'");
+    }
+    for seg in path.split('/') {
+        if seg == "." || seg == ".." {
+            return Err("dot segments are not allowed in the path");
+        }
+    }
+    if b.contains(&b'\\') {
+        return Err("backslash is not allowed in the path");
+    }
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'%') {
+        let p = i + off;
+        let (Some(&h), Some(&l)) = (b.get(p + 1), b.get(p + 2)) else {
+            return Err("truncated percent-encoding in the path");
+        };
+        match (h.to_ascii_lowercase(), l.to_ascii_lowercase()) {
+            (b'2', b'e') => return Err("encoded '.' is not allowed in the path"),
+            (b'2', b'f') => return Err("encoded '/' is not allowed in the path"),
+            (b'5', b'c') => return Err("encoded '\\' is not allowed in the path"),
+            (b'0', b'0') => return Err("encoded NUL is not allowed in the path"),
+            (h, l) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {}
+            _ => return Err("invalid percent-encoding in the path"),
+        }
+        i = p + 3;
+    }
+    Ok(())
+}
+
+/// Checks a `Host` value: `host[:port]`, no user info, no path, a valid port.
+pub fn check_host(host: &[u8]) -> Result<(), &'static str> {
+    let s = std::str::from_utf8(host).map_err(|_| "Host is not ASCII")?;
+    let a: http::uri::Authority = s.parse().map_err(|_| "Host is not a valid authority")?;
+    if s.contains('@') || a.host().is_empty() {
+        return Err("Host must be host[:port]");
+    }
+    let rest = s.get(a.host().len()..).unwrap_or("");
+    let port_ok = rest.is_empty()
+        || rest.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+    if !port_ok {
+        return Err("Host has an invalid port");
+    }
+    let h = a.host();
+    let ok = if h.starts_with('[') {
+        h.len() > 2 && h[1..h.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("Host has invalid characters")
+    }
+}
+
+/// Checks path, framing and host of a request.
+pub fn check_request<B>(req: &Request<B>) -> Result<(), ApimError> {
+    // hyper lets Transfer-Encoding win; refusing the pair outright closes the smuggling door
+    if req.headers().contains_key(header::TRANSFER_ENCODING)
+        && req.headers().contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(ApimError::BadRequest(
+            "Content-Length together with Transfer-Encoding".into(),
+        ));
+    }
+    check_path(req.uri().path()).map_err(|m| ApimError::BadRequest(m.into()))?;
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err(ApimError::BadRequest("repeated Host header".into())),
+        (Some(h), None) => check_host(h.as_bytes()).map_err(|m| ApimError::BadRequest(m.into()))?,
+        (None, _) => {
+            if req.version() == Version::HTTP_11 && req.uri().authority().is_none() {
+                return Err(ApimError::BadRequest("missing Host header".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Layer that answers 400 to requests failing [`check_request`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HygieneLayer;
+
+impl HygieneLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        HygieneLayer
+    }
+}
+
+impl<S> Layer<S> for HygieneLayer {
+    type Service = Hygiene<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Hygiene { inner }
+    }
+}
+
+/// The service of [`HygieneLayer`].
+#[derive(Debug, Clone)]
+pub struct Hygiene<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Hygiene<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response<ResBody>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match check_request(&req) {
+            Ok(()) => Either::Left(self.inner.call(req)),
+            Err(e) => {
+                let mut res: Response<ResBody> = e.to_response();
+                // the connection's framing may be ambiguous: do not reuse it
+                res.headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+                Either::Right(futures_util::future::ready(Ok(res)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        for ok in ["/", "/pizza/1.0.0/menu", "/a%20b/x", "/a/b.c/..d", "/q%41"] {
+            assert_eq!(check_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "/ctx/1.0/../admin",
+            "/ctx/..",
+            "/ctx/./x",
+            "/ctx/%2e%2e/admin",
+            "/ctx/%2E%2e/admin",
+            "/ctx/.%2e/admin",
+            "/ctx/a%2fb",
+            "/ctx/a%2Fb",
+            "/ctx/a%5cb",
+            "/ctx/a\\b",
+            "/ctx/%00",
+            "/ctx/%zz",
+            "/ctx/%4",
+            "ctx",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "example.com",
+            "example.com:8280",
+            "127.0.0.1:1",
+            "[::1]:80",
+            "a_b.local",
+        ] {
+            assert_eq!(check_host(ok.as_bytes()), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "user@host",
+            "host:",
+            "host:99999",
+            "host/x",
+            "[zz]",
+            "a,b",
+        ] {
+            assert!(check_host(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}

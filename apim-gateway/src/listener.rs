@@ -1,0 +1,188 @@
+//! The listener: hyper 1 over TCP or TLS, HTTP/1.1 and HTTP/2 (h2c by prior knowledge, h2 by
+//! ALPN), WebSocket upgrades, connection limits and graceful shutdown.
+//!
+//! Limits enforced here (the per-API body limit is the proxy's):
+//! - header block over `max_header_bytes` → 431 (HTTP/1; HTTP/2 via `max_header_list_size`);
+//! - a malformed request line, duplicate `Content-Length`, `Content-Length` with
+//!   `Transfer-Encoding` → 400 by hyper's parser, before any service runs;
+//! - header read timeout and keep-alive idle timeout (`idle_timeout`): an idle HTTP/1
+//!   connection is closed when no new request head arrives in time;
+//! - `max_connections`: beyond it, accepting waits (back-pressure in the kernel backlog).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apim_core::auth::ClientAddr;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+use crate::body::GatewayBody;
+use crate::metrics::Metrics;
+use crate::proxy::Transport;
+use crate::GatewayService;
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// Largest request head in bytes.
+    pub max_header_bytes: usize,
+    /// Idle keep-alive connections (and slow request heads) are closed after this.
+    pub idle_timeout: Duration,
+    /// Most open connections.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl ConnLimits {
+    /// Limits from the gateway configuration.
+    pub fn from_config(c: &apim_core::config::GatewayConfig) -> Self {
+        ConnLimits {
+            max_header_bytes: c.max_header_bytes,
+            idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+            max_connections: c.max_connections.max(1),
+            drain_timeout: Duration::from_millis(c.request_timeout_ms),
+        }
+    }
+}
+
+fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(limits.idle_timeout))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then stops accepting and drains
+/// in-flight requests (up to `limits.drain_timeout`). With `tls`, connections are TLS.
+pub async fn serve(
+    listener: TcpListener,
+    service: GatewayService,
+    tls: Option<TlsAcceptor>,
+    limits: ConnLimits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let builder = Arc::new(builder(&limits));
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = service.clone();
+        let builder = builder.clone();
+        let metrics = metrics.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            metrics.connection(1);
+            match tls {
+                None => {
+                    let conn = serve_conn(&builder, TokioIo::new(stream), svc, peer, false);
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => {
+                            let conn = serve_conn(&builder, TokioIo::new(s), svc, peer, true);
+                            let _ = watcher.watch(conn).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            metrics.connection(-1);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!("connections drained"),
+        () = tokio::time::sleep(limits.drain_timeout) => {
+            tracing::warn!("drain timeout: closing remaining connections");
+        }
+    }
+}
+
+fn serve_conn<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: TokioIo<I>,
+    svc: GatewayService,
+    peer: SocketAddr,
+    tls: bool,
+) -> impl hyper_util::server::graceful::GracefulConnection + '_
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let mut req = req.map(GatewayBody::from);
+        req.extensions_mut().insert(ClientAddr(peer));
+        req.extensions_mut().insert(Transport { tls });
+        let svc = svc.clone();
+        async move {
+            let res: Result<Response<GatewayBody>, Infallible> = svc.oneshot(req).await;
+            res
+        }
+    });
+    builder.serve_connection_with_upgrades(io, hsvc)
+}
+
+/// Resolves when the process gets SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,134 @@
+//! Header rewriting between client and backend (RFC 9110 §7.6.1 hop-by-hop headers,
+//! `X-Forwarded-*`), and what must never reach the backend (`Authorization`, `apikey`).
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// `x-forwarded-for`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `x-forwarded-host`.
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `apikey` (the WSO2 API key header; a credential, so not forwarded).
+pub static APIKEY: HeaderName = HeaderName::from_static("apikey");
+
+/// Removes hop-by-hop headers, including those the `Connection` header names. With
+/// `upgrade`, `Connection: upgrade` and `Upgrade` are kept (WebSocket handshake).
+pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|list| list.split(',').map(str::trim))
+        .filter(|n| !(upgrade && n.eq_ignore_ascii_case("upgrade")))
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in &HOP_BY_HOP {
+        h.remove(n);
+    }
+    if upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(header::UPGRADE);
+    }
+}
+
+/// Prepares client request headers for the backend: hop-by-hop and credentials removed,
+/// `Host` dropped (the client sets the backend's), `X-Forwarded-For/-Proto/-Host` added.
+pub fn to_backend(
+    h: &mut HeaderMap,
+    client_ip: Option<IpAddr>,
+    proto: &'static str,
+    original_host: Option<HeaderValue>,
+    upgrade: bool,
+) {
+    strip_hop_by_hop(h, upgrade);
+    h.remove(header::AUTHORIZATION);
+    h.remove(&APIKEY);
+    h.remove(header::HOST);
+    if let Some(ip) = client_ip {
+        let v = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(v) = HeaderValue::try_from(v) {
+            h.insert(X_FORWARDED_FOR.clone(), v);
+        }
+    }
+    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    if let Some(host) = original_host {
+        h.insert(X_FORWARDED_HOST.clone(), host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_for_backend() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert(&APIKEY, HeaderValue::from_static("k"));
+        h.insert(header::HOST, HeaderValue::from_static("gw.example.com"));
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.1.1.1"));
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        to_backend(
+            &mut h,
+            Some("127.0.0.1".parse().unwrap()),
+            "https",
+            Some(HeaderValue::from_static("gw.example.com")),
+            false,
+        );
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "authorization",
+            "apikey",
+            "host",
+        ] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h[&X_FORWARDED_FOR], "10.1.1.1, 127.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_HOST], "gw.example.com");
+        assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn keeps_upgrade_for_websocket() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[header::UPGRADE], "websocket");
+        assert_eq!(h[header::CONNECTION], "upgrade");
+    }
+}

@@ -1,0 +1,334 @@
+//! The proxy: the innermost service of the gateway. It picks the backend endpoint of the
+//! routed API for the caller's key type, rewrites the request for it and streams both bodies
+//! through a pooled hyper client.
+//!
+//! Failures map to WSO2 codes through [`ApimError`]: connection failure 503 101503, response
+//! timeout (`actionDuration`, else the gateway request timeout) 504 101504, connect timeout 504
+//! 101508. A failing endpoint is suspended (see [`crate::endpoints`]); for load_balance and
+//! failover the next endpoint is tried when the request can be replayed (no body, or a body of
+//! known length up to 64 KiB, which is then buffered).
+
+mod backend_jwt;
+pub mod headers;
+mod upgrade;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apim_core::artifacts::RouteMatch;
+use apim_core::auth::{AuthContext, ClientAddr};
+use apim_core::model::KeyType;
+use apim_core::ApimError;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{header, HeaderValue, Request, Response, Uri};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::Service;
+
+pub use backend_jwt::BackendJwt;
+
+use crate::body::{is_body_too_large, GatewayBody};
+use crate::endpoints::{EndpointRegistry, Target};
+use crate::metrics::{Metrics, UpstreamError};
+
+/// Bodies up to this size are buffered when another endpoint may have to be tried.
+const REPLAY_LIMIT: u64 = 64 << 10;
+
+/// `x-jwt-assertion`.
+pub static X_JWT_ASSERTION: http::HeaderName = http::HeaderName::from_static("x-jwt-assertion");
+
+/// Which listener a request came in on; the listener puts it into request extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Transport {
+    /// The connection is TLS.
+    pub tls: bool,
+}
+
+/// The pooled backend client (http and https).
+pub type BackendClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, GatewayBody>;
+
+/// Builds the backend client: connection pool, connect timeout, TLS with the webpki roots.
+pub fn backend_client(connect_timeout: Duration) -> BackendClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https)
+}
+
+/// Settings of the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Response timeout for endpoints without `actionDuration`.
+    pub timeout: Duration,
+    /// Largest request body when the API sets none.
+    pub max_body_bytes: u64,
+}
+
+struct Shared {
+    client: BackendClient,
+    endpoints: Arc<EndpointRegistry>,
+    metrics: Arc<Metrics>,
+    jwt: Option<BackendJwt>,
+    settings: ProxySettings,
+}
+
+/// The proxy service (cheap to clone).
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy over `client`.
+    pub fn new(
+        client: BackendClient,
+        endpoints: Arc<EndpointRegistry>,
+        metrics: Arc<Metrics>,
+        jwt: Option<BackendJwt>,
+        settings: ProxySettings,
+    ) -> Self {
+        Proxy {
+            shared: Arc::new(Shared {
+                client,
+                endpoints,
+                metrics,
+                jwt,
+                settings,
+            }),
+        }
+    }
+}
+
+impl Service<Request<GatewayBody>> for Proxy {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<GatewayBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<GatewayBody>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            Ok(match forward(&shared, req).await {
+                Ok(res) => res,
+                Err(e) => e.to_response(),
+            })
+        })
+    }
+}
+
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn backend_uri(t: &Target, path: &str, query: Option<&str>) -> Result<Uri, ApimError> {
+    let mut pq = String::with_capacity(
+        t.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1) + 1,
+    );
+    pq.push_str(&t.base_path);
+    if !path.is_empty() && !path.starts_with('/') {
+        pq.push('/');
+    }
+    pq.push_str(path);
+    if pq.is_empty() {
+        pq.push('/');
+    }
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    Uri::builder()
+        .scheme(t.scheme.clone())
+        .authority(t.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| ApimError::BadRequest(format!("cannot build the backend URL: {e}")))
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> (ApimError, UpstreamError) {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return (
+                    ApimError::BackendConnectTimeout(e.to_string()),
+                    UpstreamError::ConnectTimeout,
+                );
+            }
+        }
+        cur = err.source();
+    }
+    (
+        ApimError::BackendUnavailable(format!("{e}: {:?}", std::error::Error::source(e))),
+        UpstreamError::Connect,
+    )
+}
+
+async fn forward(
+    shared: &Shared,
+    req: Request<GatewayBody>,
+) -> Result<Response<GatewayBody>, ApimError> {
+    let (mut parts, body) = req.into_parts();
+    let route = parts
+        .extensions
+        .remove::<RouteMatch>()
+        .ok_or_else(|| ApimError::Internal("proxy called without a route".into()))?;
+    let auth = parts.extensions.remove::<Arc<AuthContext>>();
+    let api = &route.api.api;
+
+    let limit = match api.max_request_body_bytes {
+        0 => shared.settings.max_body_bytes,
+        n => n.min(shared.settings.max_body_bytes),
+    };
+    let declared = content_length(&parts.headers);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApimError::PayloadTooLarge(format!(
+            "the request body exceeds {limit} bytes"
+        )));
+    }
+
+    let eps = shared.endpoints.get(&route.api);
+    let key_type = auth.as_ref().map_or(KeyType::Production, |a| a.key_type);
+    let group = eps.group(key_type)?;
+
+    let upgrade = upgrade::is_upgrade(&parts.headers);
+    let client_ip = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
+    let tls = parts.extensions.get::<Transport>().is_some_and(|t| t.tls);
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+    });
+    headers::to_backend(
+        &mut parts.headers,
+        client_ip,
+        if tls { "https" } else { "http" },
+        original_host,
+        upgrade,
+    );
+    if let (Some(jwt), Some(auth)) = (&shared.jwt, &auth) {
+        parts
+            .headers
+            .insert(X_JWT_ASSERTION.clone(), jwt.sign(auth, api)?);
+    }
+    let mut client_upgrade = if upgrade {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+
+    let resource = &parts.uri.path()[route.resource_start.min(parts.uri.path().len())..];
+    let query = parts.uri.query();
+
+    // a body we may replay on the next endpoint, or the stream for a single attempt
+    let replayable =
+        group.len() > 1 && (body.is_end_stream() || declared.is_some_and(|n| n <= REPLAY_LIMIT));
+    let mut stream = None;
+    let mut buffered = Bytes::new();
+    if replayable && !body.is_end_stream() {
+        buffered = body
+            .limited(limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if is_body_too_large(e.as_ref()) {
+                    ApimError::PayloadTooLarge(format!("the request body exceeds {limit} bytes"))
+                } else {
+                    ApimError::BadRequest("the request body could not be read".into())
+                }
+            })?
+            .to_bytes();
+    } else if !replayable {
+        stream = Some(body.limited(limit));
+    }
+
+    let mut last_err = None;
+    for target in group.candidates() {
+        let uri = backend_uri(target, resource, query)?;
+        let body = match stream.take() {
+            Some(s) => s,
+            None if replayable => GatewayBody::from(buffered.clone()),
+            None => break,
+        };
+        let mut out = Request::new(body);
+        *out.method_mut() = parts.method.clone();
+        *out.uri_mut() = uri;
+        *out.headers_mut() = if replayable {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        let timeout = target.timeout.unwrap_or(shared.settings.timeout);
+        match tokio::time::timeout(timeout, shared.client.request(out)).await {
+            Err(_) => {
+                target.mark_failure();
+                shared.metrics.upstream_error(UpstreamError::Timeout);
+                return Err(ApimError::BackendTimeout(format!(
+                    "{} did not answer within {timeout:?}",
+                    target.url
+                )));
+            }
+            Ok(Ok(mut res)) => {
+                target.mark_success();
+                let switching = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                if let (true, Some(client)) = (switching, client_upgrade.take()) {
+                    upgrade::splice(client, hyper::upgrade::on(&mut res));
+                }
+                let (mut rp, rb) = res.into_parts();
+                headers::strip_hop_by_hop(&mut rp.headers, switching);
+                if let Some(auth) = auth {
+                    // for layers outside (analytics): who called
+                    rp.extensions.insert(auth);
+                }
+                return Ok(Response::from_parts(rp, GatewayBody::from(rb)));
+            }
+            Ok(Err(e)) => {
+                if is_body_too_large(&e) {
+                    return Err(ApimError::PayloadTooLarge(format!(
+                        "the request body exceeds {limit} bytes"
+                    )));
+                }
+                let (err, kind) = classify(&e);
+                shared.metrics.upstream_error(kind);
+                if e.is_connect() {
+                    target.mark_failure();
+                    last_err = Some(err);
+                    continue;
+                }
+                return Err(err);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        ApimError::BackendUnavailable(format!(
+            "no available endpoint for {}:{} (all suspended)",
+            api.context, api.version
+        ))
+    }))
+}

@@ -1,0 +1,537 @@
+//! The proxy path through real sockets: headers, endpoints, key types, CORS, backend JWT,
+//! HTTP/2, TLS, WebSocket, metrics/health and graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[tokio::test]
+async fn forwards_with_rewritten_headers() {
+    let b = backend().await;
+    let gw = gateway(
+        vec![api(
+            "pizza",
+            "/pizza",
+            http_ep(&format!("{}/base/", b.url())),
+        )],
+        test_config(),
+    )
+    .await;
+    let r = get(
+        gw.addr,
+        "/pizza/1.0.0/menu/7?size=l&x=%20",
+        &[
+            ("authorization", "Bearer good"),
+            ("apikey", "secret"),
+            ("x-request-id", "req-42"),
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
+            ("x-keep", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(status_of(&r), 200, "{r}");
+    assert!(
+        r.to_ascii_lowercase().contains("x-request-id: req-42"),
+        "{r}"
+    );
+    let seen = json_of(&r);
+    assert_eq!(seen["path"], "/base/menu/7");
+    assert_eq!(seen["query"], "size=l&x=%20");
+    let h = &seen["headers"];
+    assert!(h.get("authorization").is_none(), "{h}");
+    assert!(h.get("apikey").is_none(), "{h}");
+    assert!(h.get("x-hop").is_none(), "{h}");
+    assert_eq!(h["x-keep"], "kept");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "localhost");
+    assert_eq!(h["x-request-id"], "req-42");
+    assert_eq!(h["host"], b.addr.to_string());
+    assert!(h.get("x-jwt-assertion").is_none());
+
+    // generated request id when none is sent; open resource needs no credential
+    let r = get(gw.addr, "/pizza/1.0.0/open", &[]).await;
+    assert_eq!(status_of(&r), 200, "{r}");
+    assert!(r.to_ascii_lowercase().contains("x-request-id: "), "{r}");
+    assert_eq!(b.hits(), 2);
+}
+
+#[tokio::test]
+async fn streams_request_bodies() {
+    let b = backend().await;
+    let gw = gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        test_config(),
+    )
+    .await;
+    let body = "y".repeat(300_000);
+    let req = format!(
+        "POST /pizza/1.0.0/order HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let r = raw(gw.addr, req.as_bytes()).await;
+    assert_eq!(status_of(&r), 200, "{}", &r[..200.min(r.len())]);
+    assert_eq!(json_of(&r)["body"].as_str().map(str::len), Some(300_000));
+}
+
+#[tokio::test]
+async fn sandbox_keys_use_sandbox_endpoints() {
+    let prod = backend().await;
+    let sand = backend().await;
+    let both = api(
+        "both",
+        "/both",
+        serde_json::json!({"endpoint_type": "http",
+            "production_endpoints": {"url": prod.url()}, "sandbox_endpoints": {"url": sand.url()}}),
+    );
+    let gw = gateway(
+        vec![both, api("prodonly", "/prodonly", http_ep(&prod.url()))],
+        test_config(),
+    )
+    .await;
+    assert_eq!(
+        status_of(
+            &get(
+                gw.addr,
+                "/both/1.0.0/x",
+                &[("authorization", "Bearer sandbox")]
+            )
+            .await
+        ),
+        200
+    );
+    assert_eq!((prod.hits(), sand.hits()), (0, 1));
+    assert_eq!(
+        status_of(
+            &get(
+                gw.addr,
+                "/both/1.0.0/x",
+                &[("authorization", "Bearer good")]
+            )
+            .await
+        ),
+        200
+    );
+    assert_eq!((prod.hits(), sand.hits()), (1, 1));
+    let r = get(
+        gw.addr,
+        "/prodonly/1.0.0/x",
+        &[("authorization", "Bearer sandbox")],
+    )
+    .await;
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(
+        json_of(&r)["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no sandbox endpoint"),
+        "{r}"
+    );
+    assert_eq!(prod.hits(), 1);
+}
+
+#[tokio::test]
+async fn load_balance_round_robin_and_passive_health() {
+    let a = backend().await;
+    let b = backend().await;
+    let lb = api(
+        "lb",
+        "/lb",
+        serde_json::json!({"endpoint_type": "load_balance",
+            "production_endpoints": [{"url": a.url()}, {"url": b.url()}]}),
+    );
+    let dead = dead_url().await;
+    let half = api(
+        "half",
+        "/half",
+        serde_json::json!({"endpoint_type": "load_balance",
+            "production_endpoints": [{"url": dead}, {"url": a.url()}]}),
+    );
+    let fo = api(
+        "fo",
+        "/fo",
+        serde_json::json!({"endpoint_type": "failover",
+            "production_endpoints": {"url": dead_url().await},
+            "production_failovers": [{"url": b.url()}]}),
+    );
+    let gw = gateway(vec![lb, half, fo], test_config()).await;
+    let auth = [("authorization", "Bearer good")];
+    for _ in 0..4 {
+        assert_eq!(status_of(&get(gw.addr, "/lb/1.0.0/x", &auth).await), 200);
+    }
+    assert_eq!((a.hits(), b.hits()), (2, 2));
+    // a dead member: every call still succeeds (retried on the next), and it is suspended
+    for _ in 0..4 {
+        assert_eq!(status_of(&get(gw.addr, "/half/1.0.0/x", &auth).await), 200);
+    }
+    assert_eq!(a.hits(), 6);
+    let metrics = gw.gateway.metrics().render(0, 0);
+    assert!(
+        metrics.contains("apim_gateway_upstream_errors_total{kind=\"connect\"} 1"),
+        "{metrics}"
+    );
+    // failover
+    assert_eq!(status_of(&get(gw.addr, "/fo/1.0.0/x", &auth).await), 200);
+    assert_eq!(b.hits(), 3);
+}
+
+#[tokio::test]
+async fn cors_preflight_without_options_resource() {
+    let b = backend().await;
+    let mut a = api("c", "/cors", http_ep(&b.url()));
+    a.cors_configuration = serde_json::from_value(serde_json::json!({
+        "corsConfigurationEnabled": true,
+        "accessControlAllowOrigins": ["https://app.example.com"],
+        "accessControlAllowHeaders": ["authorization", "content-type"],
+        "accessControlAllowMethods": ["GET", "POST"],
+        "accessControlAllowCredentials": true
+    }))
+    .unwrap();
+    let gw = gateway(vec![a], test_config()).await;
+    let r = raw(
+        gw.addr,
+        b"OPTIONS /cors/1.0.0/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nOrigin: https://app.example.com\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&r), 204, "{r}");
+    let l = r.to_ascii_lowercase();
+    assert!(
+        l.contains("access-control-allow-origin: https://app.example.com"),
+        "{r}"
+    );
+    assert!(l.contains("access-control-allow-methods: get, post"), "{r}");
+    assert!(l.contains("access-control-allow-credentials: true"), "{r}");
+    let r = get(
+        gw.addr,
+        "/cors/1.0.0/x",
+        &[
+            ("authorization", "Bearer good"),
+            ("origin", "https://app.example.com"),
+        ],
+    )
+    .await;
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://app.example.com"),
+        "{r}"
+    );
+    let r = get(
+        gw.addr,
+        "/cors/1.0.0/x",
+        &[
+            ("authorization", "Bearer good"),
+            ("origin", "https://evil.example"),
+        ],
+    )
+    .await;
+    assert!(
+        !r.to_ascii_lowercase()
+            .contains("access-control-allow-origin"),
+        "{r}"
+    );
+    assert_eq!(b.hits(), 2, "the preflight never reached the backend");
+}
+
+#[tokio::test]
+async fn backend_jwt_when_enabled() {
+    let b = backend().await;
+    let mut cfg = test_config();
+    cfg.gateway.backend_jwt = true;
+    let gw = gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg).await;
+    let r = get(
+        gw.addr,
+        "/pizza/1.0.0/x",
+        &[("authorization", "Bearer good")],
+    )
+    .await;
+    let jwt = json_of(&r)["headers"]["x-jwt-assertion"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(jwt.split('.').count(), 3, "{r}");
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge() {
+    let b = backend().await;
+    let gw = gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        test_config(),
+    )
+    .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let req = http::Request::get(gw.url("/pizza/1.0.0/h2"))
+        .header("authorization", "Bearer good")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), 200);
+    assert_eq!(b.hits(), 1);
+}
+
+#[tokio::test]
+async fn tls_listener_with_dev_certificate() {
+    let b = backend().await;
+    let gw = gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        test_config(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = apim_gateway::tls::ensure_dev_cert(dir.path(), "localhost").unwrap();
+    let acceptor = apim_gateway::tls::acceptor_from_pem(
+        &std::fs::read(&cert).unwrap(),
+        &std::fs::read(&key).unwrap(),
+    )
+    .unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let g = gw.gateway.clone();
+    tokio::spawn(async move { g.serve_on(l, Some(acceptor), std::future::pending()).await });
+
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut tls = conn
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.write_all(b"GET /pizza/1.0.0/secure HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer good\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tls.read_to_end(&mut out)).await;
+    let r = String::from_utf8_lossy(&out);
+    assert_eq!(status_of(&r), 200, "{r}");
+    assert_eq!(json_of(&r)["headers"]["x-forwarded-proto"], "https");
+}
+
+/// A backend that answers any request with 101 and then echoes bytes.
+async fn upgrade_backend() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                assert!(
+                    !text.contains("authorization"),
+                    "credential forwarded: {text}"
+                );
+                s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                    .await
+                    .unwrap();
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passthrough() {
+    let url = upgrade_backend().await;
+    let gw = gateway(vec![api("ws", "/ws", http_ep(&url))], test_config()).await;
+    // no credential: the handshake is refused like any call
+    let r = get(
+        gw.addr,
+        "/ws/1.0.0/chat",
+        &[("connection", "upgrade"), ("upgrade", "websocket")],
+    )
+    .await;
+    assert_eq!((status_of(&r), code_of(&r)), (401, Some(900902)), "{r}");
+
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /ws/1.0.0/chat HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(status_of(&String::from_utf8_lossy(&head)), 101);
+    s.write_all(b"ping-frame").await.unwrap();
+    let mut got = [0u8; 10];
+    tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, b"ping-frame");
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let b = backend().await;
+    let gw = gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        test_config(),
+    )
+    .await;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = l.local_addr().unwrap();
+    let router = gw.gateway.admin_router();
+    tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
+    assert_eq!(status_of(&get(admin, "/health", &[]).await), 200);
+    assert_eq!(status_of(&get(admin, "/health/ready", &[]).await), 503);
+    gw.gateway.readiness().set(true);
+    assert_eq!(status_of(&get(admin, "/health/ready", &[]).await), 200);
+    get(
+        gw.addr,
+        "/pizza/1.0.0/x",
+        &[("authorization", "Bearer good")],
+    )
+    .await;
+    get(gw.addr, "/pizza/1.0.0/x", &[]).await;
+    get(
+        gw.addr,
+        "/pizza/1.0.0/x",
+        &[("authorization", "Bearer good"), ("x-throttle", "1")],
+    )
+    .await;
+    let m = get(admin, "/metrics", &[]).await;
+    for line in [
+        "apim_gateway_requests_total{api=\"/pizza:1.0.0\",status=\"200\"} 1",
+        "apim_gateway_requests_total{api=\"/pizza:1.0.0\",status=\"401\"} 1",
+        "apim_gateway_requests_total{api=\"/pizza:1.0.0\",status=\"429\"} 1",
+        "apim_gateway_throttled_total 1",
+        "apim_gateway_request_duration_seconds_count 3",
+        "apim_gateway_apis 1",
+    ] {
+        assert!(m.contains(line), "{line} missing in\n{m}");
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight() {
+    let b = backend().await;
+    let gw = gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        test_config(),
+    )
+    .await;
+    let addr = gw.addr;
+    // the backend's /slow takes 3 s
+    let inflight = tokio::spawn(async move {
+        get(
+            addr,
+            "/pizza/1.0.0/slow",
+            &[("authorization", "Bearer good")],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = gw.stop.send(());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no new connections after shutdown"
+    );
+    let r = inflight.await.unwrap();
+    assert_eq!(status_of(&r), 200, "in-flight request completed: {r}");
+    tokio::time::timeout(Duration::from_secs(5), gw.done)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let b = backend().await;
+    let mut cfg = test_config();
+    cfg.gateway.idle_timeout_ms = 300;
+    let gw = gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /pizza/1.0.0/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    // the response, then the server closes the idle connection by itself
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out))
+        .await
+        .expect("idle connection closed within 3 s")
+        .unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&out)), 200);
+}
+
+#[tokio::test]
+async fn analytics_records_without_blocking() {
+    use apim_core::bus::ChannelSink;
+    let b = backend().await;
+    let artifacts = Arc::new(apim_core::artifacts::InMemoryArtifacts::new(vec![
+        "Default".into(),
+    ]));
+    apim_core::artifacts::ArtifactStore::load(
+        &*artifacts,
+        apim_core::artifacts::GatewayData {
+            deployments: vec![deployment(api("pizza", "/pizza", http_ep(&b.url())))],
+            ..Default::default()
+        },
+    );
+    let (sink, mut rx) = ChannelSink::new(16);
+    let gw = apim_gateway::Gateway::builder()
+        .config(test_config())
+        .artifacts(artifacts)
+        .validator(Arc::new(TestValidator))
+        .analytics(Arc::new(sink))
+        .build()
+        .unwrap();
+    let req = http::Request::get("http://localhost/pizza/1.0.0/x")
+        .header("host", "localhost")
+        .header("authorization", "Bearer good")
+        .body(apim_gateway::GatewayBody::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(gw.service(), req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let rec = rx.recv().await.unwrap();
+    assert_eq!(
+        (
+            rec.status,
+            rec.api_id.as_deref(),
+            rec.application_id.as_deref()
+        ),
+        (200, Some("pizza"), Some("app1"))
+    );
+}

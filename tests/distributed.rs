@@ -1,0 +1,343 @@
+//! The distributed deployment, end to end, as separate processes on PostgreSQL and Redis:
+//! publisher, devportal, keymanager (the control plane), two Traffic Managers sharing Redis
+//! counters, two gateways. Runs when APIM_TEST_POSTGRES_URL and APIM_TEST_REDIS_URL are set
+//! (`.ci/run` sets both and fails if the servers are down).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{free_offset, sh, Proc};
+
+const ADMIN: &str = "admin:admin-pass-123";
+
+struct Deployment {
+    env: Vec<(String, String)>,
+    offsets: Vec<u16>,
+}
+
+impl Deployment {
+    fn offset(&mut self) -> u16 {
+        let o = free_offset(&self.offsets);
+        self.offsets.push(o);
+        o
+    }
+
+    fn start(
+        &self,
+        example: &str,
+        offset: u16,
+        data: &std::path::Path,
+        extra: &[(&str, String)],
+    ) -> Proc {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let args = vec![
+            "--data-dir".to_string(),
+            data.join(format!("{example}-{offset}"))
+                .to_string_lossy()
+                .into_owned(),
+            "--port-offset".to_string(),
+            offset.to_string(),
+        ];
+        let (p, line) = Proc::start(example, &args, &env);
+        assert!(line.contains("ready"), "{example}: {line}");
+        p
+    }
+}
+
+/// Polls `check` every 20 ms until it returns true or `limit` passes; returns the time taken.
+fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if check() {
+            return t0.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+fn status(url: &str, token: Option<&str>) -> u16 {
+    let auth = token
+        .map(|t| format!("-H 'Authorization: Bearer {t}'"))
+        .unwrap_or_default();
+    sh(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' {auth} '{url}' || true"
+    ))
+    .trim()
+    .parse()
+    .unwrap_or(0)
+}
+
+fn json(script: &str) -> serde_json::Value {
+    let out = sh(script);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn distributed_deployment_end_to_end() {
+    let (Ok(pg), Ok(redis)) = (
+        std::env::var("APIM_TEST_POSTGRES_URL"),
+        std::env::var("APIM_TEST_REDIS_URL"),
+    ) else {
+        eprintln!(
+            "APIM_TEST_POSTGRES_URL / APIM_TEST_REDIS_URL not set: skipped (.ci/run sets both)"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (am, shared) = rt.block_on(async {
+        (
+            fresh_db(&pg, "e2eam").await,
+            fresh_db(&pg, "e2eshared").await,
+        )
+    });
+    let data = tempfile::tempdir().unwrap();
+    let token = "e2e-internal-token-0123456789abcdef".to_string();
+    let mut d = Deployment {
+        env: vec![
+            ("APIM_DATABASE_APIMGT_URL".into(), am),
+            ("APIM_DATABASE_SHARED_URL".into(), shared),
+            ("APIM_INTERNAL_TOKEN".into(), token),
+            ("APIM_ADMIN_PASSWORD".into(), "admin-pass-123".into()),
+        ],
+        offsets: vec![],
+    };
+    let (o_pub, o_dev, o_km, o_tm1, o_tm2, o_gw1, o_gw2) = (
+        d.offset(),
+        d.offset(),
+        d.offset(),
+        d.offset(),
+        d.offset(),
+        d.offset(),
+        d.offset(),
+    );
+    let url = |o: u16, base: u16| format!("http://127.0.0.1:{}", base + o);
+    let (publisher, devportal, km) = (url(o_pub, 9763), url(o_dev, 9763), url(o_km, 9763));
+    let (tm1, tm2) = (url(o_tm1, 9611), url(o_tm2, 9611));
+    let (gw1, gw2) = (url(o_gw1, 8280), url(o_gw2, 8280));
+
+    // backend
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_port = backend.local_addr().unwrap().port();
+    drop(backend);
+    let backend_dir = data.path().join("backend");
+    std::fs::create_dir_all(&backend_dir).unwrap();
+    std::fs::write(backend_dir.join("menu"), "[\"pizza\"]").unwrap();
+    let mut backend = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &backend_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&backend_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+
+    let _publisher = d.start("publisher", o_pub, data.path(), &[]);
+    let _devportal = d.start("devportal", o_dev, data.path(), &[]);
+    let _km = d.start("keymanager", o_km, data.path(), &[]);
+    let tm_env = [("APIM_TRAFFIC_MANAGER_REDIS_URL", redis.clone())];
+    let mut tm1_proc = d.start("trafficmanager", o_tm1, data.path(), &tm_env);
+    let _tm2_proc = d.start("trafficmanager", o_tm2, data.path(), &tm_env);
+    let gw_env = [
+        ("APIM_GATEWAY_CONTROL_PLANE_URL", publisher.clone()),
+        ("APIM_GATEWAY_TRAFFIC_MANAGER_URLS", format!("{tm1},{tm2}")),
+        ("APIM_KEY_MANAGER_URL", km.clone()),
+        ("APIM_TRAFFIC_MANAGER_REPORT_INTERVAL_MS", "100".into()),
+    ];
+    let _gw1_proc = d.start("gateway", o_gw1, data.path(), &gw_env);
+    let mut gw2_proc = d.start("gateway", o_gw2, data.path(), &gw_env);
+
+    // a 200-per-minute tier so the shared quota is quick to exhaust
+    sh(&format!(
+        r#"curl -sf -u {ADMIN} -H 'Content-Type: application/json' {publisher}/api/am/admin/v4/throttling/policies/subscription -d '{{
+          "policyName": "E2E200", "defaultLimit": {{"type": "REQUESTCOUNTLIMIT", "requestCount": {{"timeUnit": "min", "unitTime": 1, "requestCount": 200}}}}
+        }}' >/dev/null"#
+    ));
+    let create_api = |ctx: &str| -> String {
+        let api = json(&format!(
+            r#"curl -sf -u {ADMIN} -H 'Content-Type: application/json' {publisher}/api/am/publisher/v4/apis -d '{{
+              "name": "E2E{ctx}", "context": "/{ctx}", "version": "1.0.0", "policies": ["E2E200", "Unlimited"],
+              "endpointConfig": {{"endpoint_type": "http", "production_endpoints": {{"url": "http://127.0.0.1:{backend_port}"}}}},
+              "operations": [{{"target": "/menu", "verb": "GET"}}]}}'"#
+        ));
+        api["id"].as_str().unwrap().to_owned()
+    };
+    let deploy_and_publish = |id: &str| {
+        let rev = json(&format!(
+            r#"curl -sf -u {ADMIN} -H 'Content-Type: application/json' {publisher}/api/am/publisher/v4/apis/{id}/revisions -d '{{}}'"#
+        ));
+        let rev = rev["id"].as_str().unwrap();
+        sh(&format!(
+            r#"curl -sf -u {ADMIN} -H 'Content-Type: application/json' '{publisher}/api/am/publisher/v4/apis/{id}/deploy-revision?revisionId={rev}' -d '[{{"name": "Default"}}]' >/dev/null
+               curl -sf -u {ADMIN} -X POST '{publisher}/api/am/publisher/v4/apis/change-lifecycle?apiId={id}&action=Publish' >/dev/null"#
+        ));
+    };
+
+    // 1. publish + deploy is served by both gateways within 1 s
+    let api = create_api("shop");
+    deploy_and_publish(&api);
+    let p1 = within(Duration::from_secs(1), "gateway 1 serves the API", || {
+        status(&format!("{gw1}/shop/1.0.0/menu"), None) == 401
+    });
+    let p2 = within(Duration::from_secs(1), "gateway 2 serves the API", || {
+        status(&format!("{gw2}/shop/1.0.0/menu"), None) == 401
+    });
+    eprintln!("deploy propagation: gw1 {p1:?}, gw2 {p2:?}");
+
+    // subscriber, application, subscription, keys, token
+    sh(&format!(
+        r#"curl -sf -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/self-signup -d '{{"username": "eve", "password": "eve-pass-123"}}' >/dev/null"#
+    ));
+    let app = json(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/applications -d '{{"name": "E2EApp", "throttlingPolicy": "Unlimited"}}'"#
+    ));
+    let app_id = app["applicationId"].as_str().unwrap().to_owned();
+    sh(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/subscriptions -d '{{"applicationId": "{app_id}", "apiId": "{api}", "throttlingPolicy": "E2E200"}}' >/dev/null"#
+    ));
+    let keys = json(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/applications/{app_id}/generate-keys -d '{{"keyType": "PRODUCTION", "grantTypesToBeSupported": ["client_credentials"]}}'"#
+    ));
+    let (ck, cs) = (
+        keys["consumerKey"].as_str().unwrap().to_owned(),
+        keys["consumerSecret"].as_str().unwrap().to_owned(),
+    );
+    let tok = json(&format!(
+        "curl -sf -u '{ck}:{cs}' -d grant_type=client_credentials {km}/oauth2/token"
+    ));
+    let access = tok["access_token"].as_str().unwrap().to_owned();
+    within(
+        Duration::from_secs(2),
+        "both gateways accept the token",
+        || {
+            status(&format!("{gw1}/shop/1.0.0/menu"), Some(&access)) == 200
+                && status(&format!("{gw2}/shop/1.0.0/menu"), Some(&access)) == 200
+        },
+    );
+
+    // 2. the shared subscription quota (200/min) holds across both gateways
+    let into_minute = (apim::core::time::now_ms() / 1000) % 60;
+    if into_minute > 40 {
+        std::thread::sleep(Duration::from_secs((61 - into_minute) as u64)); // stay inside one window
+    }
+    let used_before = 2; // the two calls above
+    let counts = sh(&format!(
+        r#"ok=0; for i in $(seq 1 150); do
+             for gw in {gw1} {gw2}; do
+               c=$(curl -s -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {access}' $gw/shop/1.0.0/menu); [ "$c" = 200 ] && ok=$((ok+1)) || true
+             done
+           done; echo $ok"#
+    ));
+    let admitted: u64 = counts.trim().parse().unwrap();
+    let total = admitted + used_before;
+    eprintln!(
+        "shared quota 200/min across 2 gateways: admitted {total} of 300 attempts (+{:.1}%)",
+        (total as f64 - 200.0) / 2.0
+    );
+    assert!(
+        (200..=204).contains(&total),
+        "admitted {total}, quota 200 (+2% = 204)"
+    );
+    assert_eq!(
+        status(&format!("{gw1}/shop/1.0.0/menu"), Some(&access)),
+        429
+    );
+
+    // 3. a Traffic Manager killed: traffic continues (other TM / fail-open), and resumes after restart
+    let other_api = create_api("other");
+    let app2 = json(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/applications -d '{{"name": "E2EApp2", "throttlingPolicy": "Unlimited"}}'"#
+    ));
+    let app2_id = app2["applicationId"].as_str().unwrap().to_owned();
+    deploy_and_publish(&other_api);
+    tm1_proc.kill();
+    sh(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/subscriptions -d '{{"applicationId": "{app2_id}", "apiId": "{other_api}", "throttlingPolicy": "Unlimited"}}' >/dev/null"#
+    ));
+    let keys2 = json(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/applications/{app2_id}/generate-keys -d '{{"keyType": "PRODUCTION", "grantTypesToBeSupported": ["client_credentials"]}}'"#
+    ));
+    let (ck2, cs2) = (
+        keys2["consumerKey"].as_str().unwrap().to_owned(),
+        keys2["consumerSecret"].as_str().unwrap().to_owned(),
+    );
+    let access2 = json(&format!(
+        "curl -sf -u '{ck2}:{cs2}' -d grant_type=client_credentials {km}/oauth2/token"
+    ))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tm_down = within(
+        Duration::from_secs(10),
+        "traffic flows with one Traffic Manager down",
+        || {
+            status(&format!("{gw1}/other/1.0.0/menu"), Some(&access2)) == 200
+                && status(&format!("{gw2}/other/1.0.0/menu"), Some(&access2)) == 200
+        },
+    );
+    eprintln!("with TM1 down, both gateways served new subscriptions after {tm_down:?}");
+    let _tm1_again = d.start("trafficmanager", o_tm1, data.path(), &tm_env);
+    for _ in 0..20 {
+        assert_eq!(
+            status(&format!("{gw1}/other/1.0.0/menu"), Some(&access2)),
+            200
+        );
+    }
+
+    // 4. a gateway restarted while events happen catches up with nothing lost
+    gw2_proc.kill();
+    let late_api = create_api("late");
+    deploy_and_publish(&late_api);
+    let gw2_again = d.start("gateway", o_gw2, data.path(), &gw_env);
+    within(
+        Duration::from_secs(5),
+        "restarted gateway serves what was deployed while it was down",
+        || status(&format!("{gw2}/late/1.0.0/menu"), None) == 401,
+    );
+
+    // 5. a revoked token is refused by both gateways within 1 s
+    sh(&format!(
+        "curl -sf -u '{ck2}:{cs2}' -d 'token={access2}' {km}/oauth2/revoke"
+    ));
+    let r1 = within(
+        Duration::from_secs(1),
+        "gateway 1 refuses the revoked token",
+        || status(&format!("{gw1}/other/1.0.0/menu"), Some(&access2)) == 401,
+    );
+    let r2 = within(
+        Duration::from_secs(1),
+        "gateway 2 refuses the revoked token",
+        || status(&format!("{gw2}/other/1.0.0/menu"), Some(&access2)) == 401,
+    );
+    eprintln!("revocation propagation: gw1 {r1:?}, gw2 {r2:?}");
+    drop(gw2_again);
+    let _ = backend.kill();
+    let _ = backend.wait();
+}
+
+async fn fresh_db(base: &str, tag: &str) -> String {
+    use sqlx::Connection;
+    let name = format!(
+        "apim_test_{tag}_{}",
+        &apim::core::crypto::new_id().replace('-', "")[..12]
+    );
+    let mut admin = sqlx::postgres::PgConnection::connect(base)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("APIM_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
+        });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
