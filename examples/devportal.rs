@@ -4,7 +4,6 @@
 //! keys, subscriptions, ratings) on the control plane's plain HTTP port (9763 + offset). Token
 //! generation needs a Key Manager; run the all-in-one for that.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,24 +53,23 @@ async fn run(args: Args) -> Result<(), ApimError> {
         .devportal_router();
 
     let port = cfg.ports().control_plane_http;
-    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
-        .parse()
-        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        ApimError::config("server.http_port", format!("cannot listen on {addr}: {e}"))
-    })?;
+    let ports = cfg.ports();
+    let bound = apim::serve::bind_pair(
+        &cfg,
+        app,
+        (ports.control_plane_http, "server.http_port"),
+        (ports.control_plane_https, "server.https_port"),
+    )
+    .await?;
     println!(
-        "apim devportal ready: http://{host}:{port}{base} (self-signup {signup})",
+        "apim devportal ready: http://{host}:{port}{base} (self-signup {signup}; https on port {tls})",
         host = cfg.hostname,
         base = apim_portal::DEVPORTAL_BASE,
         signup = if cfg.server.self_signup { "on" } else { "off" },
+        tls = bound.tls.port(),
     );
-    apim_portal::axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+    bound.run().await;
+    Ok(())
 }
 
 #[tokio::main]

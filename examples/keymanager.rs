@@ -6,7 +6,6 @@
 //! keeps it in the database. `/oauth2/register` accepts a user's Basic credential, or the
 //! internal token (`[internal] token`) as an RFC 7591 initial access token.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,23 +58,22 @@ async fn run(args: Args) -> Result<(), ApimError> {
     settings.initial_access_token = cfg.internal.token.clone();
     let km = KeyManager::new(store, settings).await?;
 
-    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
-        .parse()
-        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        ApimError::config("server.http_port", format!("cannot listen on {addr}: {e}"))
-    })?;
+    let ports = cfg.ports();
+    let bound = apim::serve::bind_pair(
+        &cfg,
+        km.router(),
+        (ports.control_plane_http, "server.http_port"),
+        (ports.control_plane_https, "server.https_port"),
+    )
+    .await?;
     println!(
-        "apim keymanager ready: {base}/oauth2/token (metadata {base}/.well-known/oauth-authorization-server, issuer {iss})",
+        "apim keymanager ready: {base}/oauth2/token (https on port {tls}; metadata {base}/.well-known/oauth-authorization-server, issuer {iss})",
         base = km.settings().base_url,
+        tls = bound.tls.port(),
         iss = km.settings().issuer,
     );
-    apim_keymanager::axum::serve(listener, km.router())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+    bound.run().await;
+    Ok(())
 }
 
 #[tokio::main]

@@ -3,7 +3,6 @@
 //! The Publisher profile alone: the Publisher and Admin REST APIs plus the internal data API
 //! (gateways take their snapshot here), on the control plane's plain HTTP port (9763 + offset).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,25 +55,24 @@ async fn run(args: Args) -> Result<(), ApimError> {
         .merge(portal.internal_router());
 
     let port = cfg.ports().control_plane_http;
-    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
-        .parse()
-        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        ApimError::config("server.http_port", format!("cannot listen on {addr}: {e}"))
-    })?;
+    let ports = cfg.ports();
+    let bound = apim::serve::bind_pair(
+        &cfg,
+        app,
+        (ports.control_plane_http, "server.http_port"),
+        (ports.control_plane_https, "server.https_port"),
+    )
+    .await?;
     println!(
-        "apim publisher ready: http://{host}:{port}{pb} | admin http://{host}:{port}{ab} | internal http://{host}:{port}{ib}",
+        "apim publisher ready: http://{host}:{port}{pb} | admin http://{host}:{port}{ab} | internal http://{host}:{port}{ib} | https on port {tls}",
         host = cfg.hostname,
         pb = apim_portal::PUBLISHER_BASE,
         ab = apim_portal::ADMIN_BASE,
         ib = apim_portal::INTERNAL_BASE,
+        tls = bound.tls.port(),
     );
-    apim_portal::axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+    bound.run().await;
+    Ok(())
 }
 
 #[tokio::main]

@@ -4,7 +4,6 @@
 //! `traffic_manager.redis_url` is set, so several Traffic Managers share them) and the event hub
 //! stream relaying apimgtdb's outbox, on the Traffic Manager's plain port (9611 + offset).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,25 +63,21 @@ async fn run(args: Args) -> Result<(), ApimError> {
         None => "in memory".to_owned(),
     };
     let port = cfg.ports().traffic_manager;
-    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
-        .parse()
-        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        ApimError::config(
-            "traffic_manager.port",
-            format!("cannot listen on {addr}: {e}"),
-        )
-    })?;
+    let ports = cfg.ports();
+    let bound = apim::serve::bind_pair(
+        &cfg,
+        tm.router(),
+        (ports.traffic_manager, "traffic_manager.port"),
+        (ports.traffic_manager_tls, "traffic_manager.tls_port"),
+    )
+    .await?;
     println!(
-        "apim trafficmanager ready: http://{host}:{port}/internal/throttle/v1/counts | events http://{host}:{port}/internal/events/v1/stream | counters {counters}",
+        "apim trafficmanager ready: http://{host}:{port}/internal/throttle/v1/counts | events http://{host}:{port}/internal/events/v1/stream | counters {counters} | tls on port {tls}",
         host = cfg.hostname,
+        tls = bound.tls.port(),
     );
-    apim_throttle::axum::serve(listener, tm.router())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| ApimError::Internal(format!("server: {e}")))
+    bound.run().await;
+    Ok(())
 }
 
 #[tokio::main]

@@ -44,8 +44,10 @@ pub struct AllInOne {
     pub store: Store,
     /// The Key Manager.
     pub key_manager: KeyManager,
-    /// Control plane base URL (plain HTTP).
+    /// Control plane address (plain HTTP).
     pub control_plane: SocketAddr,
+    /// Control plane address (HTTPS).
+    pub control_plane_https: SocketAddr,
     /// Gateway HTTP address.
     pub gateway_http: SocketAddr,
     /// Gateway HTTPS address.
@@ -146,7 +148,11 @@ impl AllInOne {
 
         let ports = cfg.ports();
         let cp_listener = listen(&cfg, ports.control_plane_http, "server.http_port").await?;
+        let cp_tls_listener = listen(&cfg, ports.control_plane_https, "server.https_port").await?;
         let tm_listener = listen(&cfg, ports.traffic_manager, "traffic_manager.port").await?;
+        let tm_tls_listener =
+            listen(&cfg, ports.traffic_manager_tls, "traffic_manager.tls_port").await?;
+        let tls = crate::serve::control_plane_tls(&cfg)?;
         let admin_port = GATEWAY_ADMIN_PORT
             .checked_add(cfg.port_offset)
             .ok_or_else(|| ApimError::config("port_offset", "gateway admin port exceeds 65535"))?;
@@ -161,6 +167,21 @@ impl AllInOne {
             .local_addr()
             .map_err(|e| ApimError::Internal(e.to_string()))?;
         tasks.spawn(run);
+        let cp_tls_addr = cp_tls_listener
+            .local_addr()
+            .map_err(|e| ApimError::Internal(e.to_string()))?;
+        tasks.spawn(crate::serve::serve_tls(
+            cp_tls_listener,
+            control_plane.clone(),
+            tls.clone(),
+            stopped(&rx),
+        ));
+        tasks.spawn(crate::serve::serve_tls(
+            tm_tls_listener,
+            tm.router(),
+            tls,
+            stopped(&rx),
+        ));
         let s = stopped(&rx);
         tasks.spawn(async move {
             if let Err(e) = axum::serve(cp_listener, control_plane)
@@ -187,6 +208,7 @@ impl AllInOne {
             store,
             key_manager: km,
             control_plane: cp_addr,
+            control_plane_https: cp_tls_addr,
             gateway_http,
             gateway_https: addrs.https.first().copied(),
             gateway_admin: addrs.admin,
@@ -202,8 +224,9 @@ impl AllInOne {
     pub fn ready_line(&self) -> String {
         let h = &self.hostname;
         format!(
-            "apim all-in-one ready: publisher http://{h}:{cp}/api/am/publisher/v4 | devportal http://{h}:{cp}/api/am/devportal/v3 | admin http://{h}:{cp}/api/am/admin/v4 | oauth2 http://{h}:{cp}/oauth2/token | gateway http://{h}:{gw}{gws} | traffic manager http://{h}:{tm} | {cred}",
+            "apim all-in-one ready: publisher http://{h}:{cp}/api/am/publisher/v4 | devportal http://{h}:{cp}/api/am/devportal/v3 | admin http://{h}:{cp}/api/am/admin/v4 | oauth2 http://{h}:{cp}/oauth2/token (https on {cps}) | gateway http://{h}:{gw}{gws} | traffic manager http://{h}:{tm} | {cred}",
             cp = self.control_plane.port(),
+            cps = self.control_plane_https.port(),
             gw = self.gateway_http.port(),
             gws = self.gateway_https.map(|a| format!(" https://{h}:{}", a.port())).unwrap_or_default(),
             tm = self.traffic_manager.port(),

@@ -25,4 +25,5 @@ pub use apim_portal as portal;
 pub use apim_throttle as throttle;
 
 pub mod all_in_one;
+pub mod serve;
 pub mod wiring;

@@ -48,6 +48,7 @@ fn quickstart_runs_as_written_and_restart_keeps_data() {
     let offset = support::free_offset(&[]);
     let cp = format!("http://localhost:{}", 9763 + offset);
     let gw = format!("http://localhost:{}", 8280 + offset);
+    let (cps, tms) = (9443 + offset, 9711 + offset);
     let backend = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -97,7 +98,9 @@ fn quickstart_runs_as_written_and_restart_keeps_data() {
         .arg("-c")
         .arg(format!(
             "set -euo pipefail; curl -sf -u admin:admin-pass-123 {cp}/api/am/publisher/v4/apis | jq -r '.count, .list[0].lifeCycleStatus'; \
-             curl -sf -u sam:sam-pass-123 {cp}/api/am/devportal/v3/applications | jq -r .count"
+             curl -sf -u sam:sam-pass-123 {cp}/api/am/devportal/v3/applications | jq -r .count; \
+             curl -sfk https://localhost:{cps}/oauth2/jwks | jq -r '.keys | length'; \
+             curl -sk -o /dev/null -w '%{{http_code}}' https://localhost:{tms}/internal/events/v1/stream"
         ))
         .output()
         .unwrap();
@@ -109,6 +112,6 @@ fn quickstart_runs_as_written_and_restart_keeps_data() {
     );
     assert_eq!(
         s.split_whitespace().collect::<Vec<_>>(),
-        ["1", "PUBLISHED", "1"]
+        ["1", "PUBLISHED", "1", "1", "401"]
     );
 }

@@ -1,0 +1,152 @@
+//! Serving the control-plane routers (Publisher, Developer Portal, Admin, Key Manager, Traffic
+//! Manager) on plain HTTP and on TLS — the seed's 9763/9443 and 9611/9711 pairs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use apim_core::config::Config;
+use apim_core::ApimError;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Binds `bind_address:port`; the error names the config field.
+pub async fn bind(cfg: &Config, port: u16, field: &str) -> Result<TcpListener, ApimError> {
+    let addr: SocketAddr = format!("{}:{port}", cfg.bind_address)
+        .parse()
+        .map_err(|e| ApimError::config("bind_address", format!("{e}")))?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ApimError::config(field, format!("cannot listen on {addr}: {e}")))
+}
+
+/// The control plane's TLS acceptor: `server.tls_cert` / `server.tls_key`, else the development
+/// certificate under the data dir (generated once).
+pub fn control_plane_tls(cfg: &Config) -> Result<TlsAcceptor, ApimError> {
+    let (cert, key) = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => apim_gateway::tls::ensure_dev_cert(&cfg.data_dir, &cfg.hostname)?,
+    };
+    let read = |field: &str, p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|e| ApimError::config(field, format!("cannot read {}: {e}", p.display())))
+    };
+    apim_gateway::tls::acceptor_from_pem(
+        &read("server.tls_cert", &cert)?,
+        &read("server.tls_key", &key)?,
+    )
+}
+
+/// Serves an axum router on `listener` over TLS (HTTP/1.1 and h2 by ALPN) until `shutdown`,
+/// then drains open connections for up to 10 s.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: TlsAcceptor,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let tls = tls.clone();
+        let svc = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await {
+                Ok(Ok(s)) => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// A router bound to a plain and a TLS port, ready to serve.
+pub struct BoundPair {
+    /// Plain HTTP address.
+    pub plain: SocketAddr,
+    /// TLS address.
+    pub tls: SocketAddr,
+    run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for BoundPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundPair")
+            .field("plain", &self.plain)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundPair {
+    /// Serves both listeners until SIGTERM or Ctrl-C, then drains.
+    pub async fn run(self) {
+        self.run.await
+    }
+}
+
+/// Binds `router` on `plain` and `tls` (port, config field) with the control plane's TLS
+/// certificate. Print the ready line after this returns, then call [`BoundPair::run`].
+pub async fn bind_pair(
+    cfg: &Config,
+    router: axum::Router,
+    plain: (u16, &str),
+    tls: (u16, &str),
+) -> Result<BoundPair, ApimError> {
+    let acceptor = control_plane_tls(cfg)?;
+    let plain_l = bind(cfg, plain.0, plain.1).await?;
+    let tls_l = bind(cfg, tls.0, tls.1).await?;
+    let addr = |l: &TcpListener| {
+        l.local_addr()
+            .map_err(|e| ApimError::Internal(e.to_string()))
+    };
+    let (p, t) = (addr(&plain_l)?, addr(&tls_l)?);
+    let run = async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let plain_task = tokio::spawn({
+            let (router, s) = (router.clone(), stop(rx.clone()));
+            async move {
+                if let Err(e) = axum::serve(plain_l, router).with_graceful_shutdown(s).await {
+                    tracing::error!(error = %e, "listener failed");
+                }
+            }
+        });
+        let tls_task = tokio::spawn(serve_tls(tls_l, router, acceptor, stop(rx)));
+        apim_gateway::listener::shutdown_signal().await;
+        let _ = tx.send(true);
+        let _ = tokio::join!(plain_task, tls_task);
+    };
+    Ok(BoundPair {
+        plain: p,
+        tls: t,
+        run: Box::pin(run),
+    })
+}
