@@ -5,11 +5,9 @@
 //! data. The first start writes a generated admin password to `<data-dir>/admin-password`
 //! unless `APIM_ADMIN_PASSWORD` is set.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use apim::all_in_one::AllInOne;
-use apim::core::config::Config;
 use apim::core::ApimError;
 use clap::Parser;
 
@@ -17,25 +15,12 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "all-in-one", version)]
 struct Args {
-    /// TOML configuration file (`APIM_*` variables override it).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Data directory (SQLite database, keys, internal token).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Shifts every port by this much.
-    #[arg(long)]
-    port_offset: Option<u16>,
+    #[command(flatten)]
+    profile: apim::cli::ProfileArgs,
 }
 
 async fn run(args: Args) -> Result<(), ApimError> {
-    let mut cfg = Config::load(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
-        cfg.data_dir = d;
-    }
-    if let Some(o) = args.port_offset {
-        cfg.port_offset = o;
-    }
+    let cfg = args.profile.load()?;
     let aio = AllInOne::start(cfg).await?;
     println!("{}", aio.ready_line());
     apim::gateway::listener::shutdown_signal().await;
@@ -45,16 +30,6 @@ async fn run(args: Args) -> Result<(), ApimError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("all-in-one: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    apim::cli::init_tracing("warn");
+    apim::cli::exit("all-in-one", run(Args::parse()).await)
 }

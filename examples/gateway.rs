@@ -7,12 +7,10 @@
 //! throttles through the Traffic Manager.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use apim_core::artifacts::{ArtifactStore, InMemoryArtifacts};
-use apim_core::config::Config;
 use apim_core::ApimError;
 use apim_gateway::listener::shutdown_signal;
 use apim_gateway::Gateway;
@@ -25,29 +23,15 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version)]
 struct Args {
-    /// TOML configuration file (`APIM_*` variables override it).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Data directory (development TLS certificate, internal token).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Shifts every port by this much.
-    #[arg(long)]
-    port_offset: Option<u16>,
+    #[command(flatten)]
+    profile: apim::cli::ProfileArgs,
     /// Admin port for health and metrics (before the offset).
     #[arg(long, default_value_t = 9901)]
     admin_port: u16,
 }
 
 async fn run(args: Args) -> Result<(), ApimError> {
-    let mut cfg = Config::load(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
-        cfg.data_dir = d;
-    }
-    if let Some(o) = args.port_offset {
-        cfg.port_offset = o;
-    }
-    cfg.validate()?;
+    let mut cfg = args.profile.load()?;
     let token = apim_portal::internal::internal_token_for(&cfg)?;
     let artifacts: Arc<dyn ArtifactStore> =
         Arc::new(InMemoryArtifacts::new(cfg.gateway.environments.clone()));
@@ -108,17 +92,6 @@ async fn run(args: Args) -> Result<(), ApimError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,apim_gateway=info".into()),
-        )
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    apim::cli::init_tracing("info,apim_gateway=info");
+    apim::cli::exit("gateway", run(Args::parse()).await)
 }

@@ -6,10 +6,8 @@
 //! keeps it in the database. `/oauth2/register` accepts a user's Basic credential, or the
 //! internal token (`[internal] token`) as an RFC 7591 initial access token.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use apim_core::config::Config;
 use apim_core::store::Store;
 use apim_core::ApimError;
 use apim_keymanager::{KeyManager, KeyManagerSettings};
@@ -19,32 +17,12 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "keymanager", version)]
 struct Args {
-    /// TOML configuration file (`APIM_*` variables override it).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Data directory (SQLite database).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Shifts every port by this much.
-    #[arg(long)]
-    port_offset: Option<u16>,
-}
-
-/// Loads the configuration with the command-line overrides applied.
-fn load(args: &Args) -> Result<Config, ApimError> {
-    let mut cfg = Config::load(args.config.as_deref())?;
-    if let Some(d) = &args.data_dir {
-        cfg.data_dir = d.clone();
-    }
-    if let Some(o) = args.port_offset {
-        cfg.port_offset = o;
-    }
-    cfg.validate()?;
-    Ok(cfg)
+    #[command(flatten)]
+    profile: apim::cli::ProfileArgs,
 }
 
 async fn run(args: Args) -> Result<(), ApimError> {
-    let cfg = load(&args)?;
+    let cfg = args.profile.load()?;
     let store = Store::connect(&cfg).await?;
     let seed = store.seed_defaults(cfg.admin.password.as_deref()).await?;
     if let Some(p) = &seed.generated_admin_password {
@@ -78,16 +56,6 @@ async fn run(args: Args) -> Result<(), ApimError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("keymanager: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    apim::cli::init_tracing("info");
+    apim::cli::exit("keymanager", run(Args::parse()).await)
 }

@@ -4,7 +4,6 @@
 //! `traffic_manager.redis_url` is set, so several Traffic Managers share them) and the event hub
 //! stream relaying apimgtdb's outbox, on the Traffic Manager's plain port (9611 + offset).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,28 +20,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "trafficmanager", version)]
 struct Args {
-    /// TOML configuration file (`APIM_*` variables override it).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Data directory (generated internal token).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Shifts every port by this much.
-    #[arg(long)]
-    port_offset: Option<u16>,
-}
-
-/// Loads the configuration with the command-line overrides applied.
-fn load(args: &Args) -> Result<Config, ApimError> {
-    let mut cfg = Config::load(args.config.as_deref())?;
-    if let Some(d) = &args.data_dir {
-        cfg.data_dir = d.clone();
-    }
-    if let Some(o) = args.port_offset {
-        cfg.port_offset = o;
-    }
-    cfg.validate()?;
-    Ok(cfg)
+    #[command(flatten)]
+    profile: apim::cli::ProfileArgs,
 }
 
 /// The event source the hub relays: the outbox of apimgtdb (woken by LISTEN/NOTIFY on
@@ -53,7 +32,7 @@ async fn event_bus(cfg: &Config) -> Result<Arc<dyn EventBus>, ApimError> {
 }
 
 async fn run(args: Args) -> Result<(), ApimError> {
-    let cfg = load(&args)?;
+    let cfg = args.profile.load()?;
     let mut tm = TrafficManager::new(cfg.internal_token()?, event_bus(&cfg).await?);
     let counters = match &cfg.traffic_manager.redis_url {
         Some(url) => {
@@ -82,16 +61,6 @@ async fn run(args: Args) -> Result<(), ApimError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("trafficmanager: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    apim::cli::init_tracing("info");
+    apim::cli::exit("trafficmanager", run(Args::parse()).await)
 }

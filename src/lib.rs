@@ -25,5 +25,6 @@ pub use apim_portal as portal;
 pub use apim_throttle as throttle;
 
 pub mod all_in_one;
+pub mod cli;
 pub mod serve;
 pub mod wiring;
