@@ -181,6 +181,9 @@ fn distributed_deployment_end_to_end() {
         ));
     };
 
+    // the load balancer of docs/deployment.md in front of both gateways (TLS left out)
+    let lb = nginx_from_docs(data.path(), &gw1, &gw2, &publisher);
+
     // 1. publish + deploy is served by both gateways within 1 s
     let api = create_api("shop");
     deploy_and_publish(&api);
@@ -223,12 +226,28 @@ fn distributed_deployment_end_to_end() {
         },
     );
 
+    if let Some((lb_url, _)) = &lb {
+        let through_lb = (0..4)
+            .filter(|_| status(&format!("{lb_url}/shop/1.0.0/menu"), Some(&access)) == 200)
+            .count();
+        assert_eq!(
+            through_lb, 4,
+            "calls through the documented nginx load balancer"
+        );
+    }
+
     // 2. the shared subscription quota (200/min) holds across both gateways
     let into_minute = (apim::core::time::now_ms() / 1000) % 60;
-    if into_minute > 40 {
+    let slept = into_minute > 40;
+    if slept {
         std::thread::sleep(Duration::from_secs((61 - into_minute) as u64)); // stay inside one window
     }
-    let used_before = 2; // the two calls above
+    // the calls above count against this window unless a new one started
+    let used_before = if slept {
+        0
+    } else {
+        2 + if lb.is_some() { 4 } else { 0 }
+    };
     let counts = sh(&format!(
         r#"ok=0; for i in $(seq 1 150); do
              for gw in {gw1} {gw2}; do
@@ -319,6 +338,10 @@ fn distributed_deployment_end_to_end() {
     );
     eprintln!("revocation propagation: gw1 {r1:?}, gw2 {r2:?}");
     drop(gw2_again);
+    if let Some((_, mut nginx)) = lb {
+        let _ = nginx.kill();
+        let _ = nginx.wait();
+    }
     let _ = backend.kill();
     let _ = backend.wait();
 }
@@ -340,4 +363,87 @@ async fn fresh_db(base: &str, tag: &str) -> String {
         .unwrap();
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{name}")
+}
+
+/// Starts nginx with the configuration of docs/deployment.md, host names replaced by the test's
+/// addresses and the `listen 443 ssl` lines by plain ports. `None` (with a note) without nginx.
+fn nginx_from_docs(
+    dir: &std::path::Path,
+    gw1: &str,
+    gw2: &str,
+    cp: &str,
+) -> Option<(String, std::process::Child)> {
+    if std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!("nginx not installed: the load-balancer check is skipped (.ci/run installs nginx-light)");
+        return None;
+    }
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deployment.md"),
+    )
+    .unwrap();
+    let start = doc
+        .find("```nginx\n")
+        .expect("nginx block in docs/deployment.md")
+        + "```nginx\n".len();
+    let block = &doc[start..start + doc[start..].find("```").unwrap()];
+    let host = |u: &str| u.trim_start_matches("http://").to_owned();
+    let lb_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut n = 0;
+    let conf: String = block
+        .lines()
+        .filter(|l| !l.contains("ssl_certificate"))
+        .map(|l| {
+            if l.trim() == "listen 443 ssl;" {
+                n += 1;
+                format!(
+                    "    listen 127.0.0.1:{};",
+                    if n == 1 { lb_port } else { cp_port }
+                )
+            } else {
+                l.replace("gw1.example.internal:8280", &host(gw1))
+                    .replace("gw2.example.internal:8280", &host(gw2))
+                    .replace("cp.example.internal:9763", &host(cp))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let p = dir.join("nginx");
+    std::fs::create_dir_all(p.join("logs")).unwrap();
+    let full = format!(
+        "pid {pid};\nerror_log {err};\nevents {{}}\nhttp {{\naccess_log off;\nclient_body_temp_path {t}/b;\nproxy_temp_path {t}/p;\nfastcgi_temp_path {t}/f;\nuwsgi_temp_path {t}/u;\nscgi_temp_path {t}/s;\n{conf}\n}}\n",
+        pid = p.join("nginx.pid").display(),
+        err = p.join("logs/error.log").display(),
+        t = p.display(),
+    );
+    std::fs::write(p.join("nginx.conf"), full).unwrap();
+    let child = std::process::Command::new("nginx")
+        .args([
+            "-p",
+            p.to_str().unwrap(),
+            "-c",
+            p.join("nginx.conf").to_str().unwrap(),
+            "-g",
+            "daemon off;",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("nginx");
+    let url = format!("http://127.0.0.1:{lb_port}");
+    within(Duration::from_secs(5), "nginx listens", || {
+        status(&format!("{url}/"), None) != 0
+    });
+    Some((url, child))
 }
