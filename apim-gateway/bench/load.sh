@@ -5,6 +5,11 @@
 #
 #   bash apim-gateway/bench/load.sh            # from the workspace root
 #   DURATION=5s CONNECTIONS=64 THREADS=2 bash apim-gateway/bench/load.sh
+#   BENCH_RUNTIME=multi bash apim-gateway/bench/load.sh   # one multi-threaded runtime
+#   BENCH_THREADS=1 bash apim-gateway/bench/load.sh       # per-core runtimes: how many
+#
+# The bench gateway runs one current-thread tokio runtime per core by default (SO_REUSEPORT
+# listeners, see examples/bench_gateway.rs); BENCH_RUNTIME / BENCH_THREADS are passed through.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use apim_core::artifacts::{ArtifactStore, GatewayData, InMemoryArtifacts};
+use apim_core::auth::KeyValidator;
 use apim_core::config::Config;
 use apim_core::event::{GatewayDeployment, Policy, SubscriptionChange};
+use apim_core::throttle::ThrottleDecider;
 use apim_core::ApimError;
 use apim_gateway::Gateway;
 use apim_keymanager::jwks::{JwkSet, JwksSource};
@@ -56,8 +58,13 @@ fn data(backend: &str) -> Result<GatewayData, ApimError> {
     })
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Runtime layout: `BENCH_RUNTIME=multi` is one multi-threaded tokio runtime with one listener
+/// (`TOKIO_WORKER_THREADS` workers); the default, `per-core`, is one current-thread runtime
+/// per core (`BENCH_THREADS`, default the available parallelism), each with its own
+/// `SO_REUSEPORT` listener and its own gateway service stack (so a request, its backend
+/// connection and the pooled client stay on one thread, like nginx's worker processes). The
+/// validator (with its token cache), the throttle counters and the artifacts are shared.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().unwrap_or_else(|| "18280".into()).parse()?;
     let backend = args
@@ -97,21 +104,71 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     std::fs::write(&token_out, &token)?;
 
-    let mut cfg = Config::default();
-    cfg.gateway.max_connections = 4096;
-    let gw = Gateway::builder()
-        .config(cfg)
-        .artifacts(artifacts.clone())
-        .validator(Arc::new(JwtValidator::new(
-            JwksSource::fixed(&jwks),
-            artifacts.clone(),
-        )))
-        .decider(Arc::new(LocalThrottle::new(artifacts)))
-        .build()?;
-    gw.readiness().set(true);
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("bench gateway on http://127.0.0.1:{port}/bench/1.0.0/ -> {backend}");
-    gw.serve_on(l, None, apim_gateway::listener::shutdown_signal())
-        .await;
+    let validator: Arc<dyn KeyValidator> = Arc::new(JwtValidator::new(
+        JwksSource::fixed(&jwks),
+        artifacts.clone(),
+    ));
+    let decider: Arc<dyn ThrottleDecider> = Arc::new(LocalThrottle::new(artifacts.clone()));
+    let gateway = move || -> Result<Gateway, ApimError> {
+        let mut cfg = Config::default();
+        cfg.gateway.max_connections = 4096;
+        let gw = Gateway::builder()
+            .config(cfg)
+            .artifacts(artifacts.clone())
+            .validator(validator.clone())
+            .decider(decider.clone())
+            .build()?;
+        gw.readiness().set(true);
+        Ok(gw)
+    };
+
+    if std::env::var("BENCH_RUNTIME").as_deref() == Ok("multi") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(async move {
+            let gw = gateway()?;
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            println!("bench gateway (multi-thread runtime) on http://127.0.0.1:{port}/bench/1.0.0/ -> {backend}");
+            gw.serve_on(l, None, apim_gateway::listener::shutdown_signal())
+                .await;
+            Ok(())
+        });
+    }
+
+    let threads = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut handles = Vec::new();
+    for i in 0..threads {
+        // bind all listeners before any serves, so a failure shows up at start
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        let gw = gateway()?;
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("gateway-{i}"))
+                .spawn(move || -> std::io::Result<()> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async move {
+                        let l = socket.listen(1024)?;
+                        gw.serve_on(l, None, apim_gateway::listener::shutdown_signal())
+                            .await;
+                        Ok(())
+                    })
+                })?,
+        );
+    }
+    println!("bench gateway ({threads} current-thread runtimes, SO_REUSEPORT) on http://127.0.0.1:{port}/bench/1.0.0/ -> {backend}");
+    for h in handles {
+        h.join().map_err(|_| "a gateway thread panicked")??;
+    }
     Ok(())
 }
