@@ -450,6 +450,16 @@ on_both_backends!(secrets_are_stored_as_hashes, |store: Store| async move {
         .await
         .unwrap()
         .is_none());
+    store.delete_oauth_client("client-1").await.unwrap();
+    assert!(store
+        .authenticate_client("client-1", &secret)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.delete_oauth_client("client-1").await,
+        Err(ApimError::NotFound(_))
+    ));
     // what is at rest: the hashes, never the values
     let dump = format!("{:?}", store.gateway_data().await.unwrap());
     assert!(!dump.contains(&secret));

@@ -148,6 +148,21 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a client (its tokens stay until they expire or are revoked).
+    pub async fn delete_oauth_client(&self, client_id: &str) -> Result<(), ApimError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(ApimError::NotFound(format!("client {client_id}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Updates a client's metadata (not its secret).
     pub async fn update_oauth_client(&self, client: &OAuthClient) -> Result<(), ApimError> {
         let mut tx = self.begin().await?;

@@ -240,10 +240,20 @@ pub(crate) async fn generate_keys(
         created_time: 0,
     };
     let client = p.store().create_oauth_client(client, &secret).await?;
-    let km = p
+    let km = match p
         .store()
         .add_key_mapping(&id, body.key_type, &consumer_key)
-        .await?;
+        .await
+    {
+        Ok(km) => km,
+        Err(e) => {
+            // e.g. a concurrent generate-keys won the race: leave no orphan client behind
+            if let Err(cleanup) = p.store().delete_oauth_client(&consumer_key).await {
+                tracing::warn!(error = %cleanup, "could not remove the unused OAuth client");
+            }
+            return Err(e);
+        }
+    };
     Ok(Json(key_view(km, Some(client), Some(secret))))
 }
 
