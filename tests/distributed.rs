@@ -89,8 +89,8 @@ fn distributed_deployment_end_to_end() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (am, shared) = rt.block_on(async {
         (
-            fresh_db(&pg, "e2eam").await,
-            fresh_db(&pg, "e2eshared").await,
+            apim::core::test_util::fresh_pg_database(&pg, "e2eam").await,
+            apim::core::test_util::fresh_pg_database(&pg, "e2eshared").await,
         )
     });
     let data = tempfile::tempdir().unwrap();
@@ -344,25 +344,6 @@ fn distributed_deployment_end_to_end() {
     }
     let _ = backend.kill();
     let _ = backend.wait();
-}
-
-async fn fresh_db(base: &str, tag: &str) -> String {
-    use sqlx::Connection;
-    let name = format!(
-        "apim_test_{tag}_{}",
-        &apim::core::crypto::new_id().replace('-', "")[..12]
-    );
-    let mut admin = sqlx::postgres::PgConnection::connect(base)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("APIM_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
-        });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
 }
 
 /// Starts nginx with the configuration of docs/deployment.md, host names replaced by the test's

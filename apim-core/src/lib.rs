@@ -50,6 +50,8 @@ pub mod event;
 pub mod lifecycle;
 pub mod model;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 pub mod throttle;
 pub mod time;
 pub mod uri_template;

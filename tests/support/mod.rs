@@ -24,11 +24,12 @@ pub fn example(name: &str) -> PathBuf {
 /// Default ports of every profile, before the offset.
 pub const BASE_PORTS: [u16; 9] = [9763, 9611, 8280, 8243, 8099, 9099, 9901, 9443, 9711];
 
-/// A port offset whose ports are all free right now, not in `taken`.
+/// A port offset whose ports are all free right now, not in `taken`. Offsets are 2,000 apart,
+/// more than the span of the base ports (8099..9901), so two profiles never share a port.
 pub fn free_offset(taken: &[u16]) -> u16 {
-    let seed = (std::process::id() % 300) as u16;
-    for i in 0..300u16 {
-        let o = 20_000 + ((seed + i * 7) % 300) * 100;
+    let seed = (std::process::id() % 17) as u16;
+    for i in 0..17u16 {
+        let o = 20_000 + ((seed + i) % 17) * 2_000;
         if taken.contains(&o) {
             continue;
         }

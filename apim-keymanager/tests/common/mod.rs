@@ -23,7 +23,7 @@ pub async fn sqlite() -> (Store, tempfile::TempDir) {
 /// A fresh PostgreSQL database when the variable is set.
 pub async fn postgres() -> Option<Store> {
     let base = std::env::var("APIM_TEST_POSTGRES_URL").ok()?;
-    let am = fresh_pg_database(&base).await;
+    let am = fresh_pg_database(&base, "km").await;
     Some(
         Store::connect_url(&am, None, 5)
             .await
@@ -31,28 +31,7 @@ pub async fn postgres() -> Option<Store> {
     )
 }
 
-async fn fresh_pg_database(base: &str) -> String {
-    use sqlx::Connection;
-    let name = format!(
-        "apim_test_km_{}",
-        &apim_core::crypto::new_id().replace('-', "")[..16]
-    );
-    let mut admin = sqlx::postgres::PgConnection::connect(base)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("APIM_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
-        });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
-    let query = base
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{prefix}/{name}{query}")
-}
+use apim_core::test_util::fresh_pg_database;
 
 /// A running Key Manager.
 pub struct Server {

@@ -44,28 +44,7 @@ pub async fn postgres() -> Option<Store> {
     Some(store)
 }
 
-async fn fresh_pg_database(base: &str, tag: &str) -> String {
-    use sqlx::Connection;
-    let name = format!(
-        "apim_portal_{tag}_{}",
-        &apim_core::crypto::new_id().replace('-', "")[..16]
-    );
-    let mut admin = sqlx::postgres::PgConnection::connect(base)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("APIM_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
-        });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
-    let query = base
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{prefix}/{name}{query}")
-}
+use apim_core::test_util::fresh_pg_database;
 
 /// A token issuer standing in for the Key Manager.
 pub struct FakeIssuer;
