@@ -24,7 +24,7 @@ PIDS=()
 
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -f "$WORK/nginx.pid" ]; then kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; fi
+  for f in "$WORK"/*/nginx.pid; do [ -f "$f" ] && { kill "$(cat "$f")" 2>/dev/null || true; }; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -41,21 +41,33 @@ echo "building the bench gateway (release)..."
 (cd "$ROOT" && cargo build --release -q -p apim-gateway --example bench_gateway)
 GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway"
 
-# one nginx: the backend (a fixed 200 answer) and, separately, a plain reverse proxy to it
-mkdir -p "$WORK/logs"
-cat >"$WORK/nginx.conf" <<CONF
+# two nginx instances: the backend (a fixed 200 answer) and, as a separate process like the
+# gateway, a plain reverse proxy to it (sharing one nginx would let the proxy hand requests to
+# the backend inside one worker process, which no deployed proxy does)
+mkdir -p "$WORK/backend/logs" "$WORK/proxy/logs"
+cat >"$WORK/backend/nginx.conf" <<CONF
 worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/error.log warn;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$BACKEND_PORT;
+    location / { default_type application/json; return 200 '{"ok":true}'; }
+  }
+}
+CONF
+cat >"$WORK/proxy/nginx.conf" <<CONF
+worker_processes 2;
+pid $WORK/proxy/nginx.pid;
+error_log $WORK/proxy/logs/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
   upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$BACKEND_PORT;
-    location / { default_type application/json; return 200 '{"ok":true}'; }
-  }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location / {
@@ -67,7 +79,8 @@ http {
   }
 }
 CONF
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf"
+"$NGINX" -p "$WORK/backend" -c "$WORK/backend/nginx.conf"
+"$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
 
 "$GATEWAY_BIN" "$GATEWAY_PORT" "http://127.0.0.1:$BACKEND_PORT" "$WORK/token" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
@@ -82,25 +95,43 @@ nocred=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GATEWAY_PORT/
 echo "gateway check: with token $check, without $nocred"
 [ "$check" = 200 ] && [ "$nocred" = 401 ] || { cat "$WORK/gateway.log"; exit 1; }
 
-run() { # name url [header]
-  local out
-  if [ $# -ge 3 ]; then
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$3" "$2")
+# CPU time (user + system, in clock ticks) of the given processes and their threads
+ticks() {
+  local t=0 p
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+
+run() { # name url pids [header]: the pids are the server under test, for CPU per request
+  local out before after
+  before=$(ticks $3)
+  if [ $# -ge 4 ]; then
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$4" "$2")
   else
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
   fi
-  local rps p99 errs
+  after=$(ticks $3)
+  local rps p99 errs reqs cpu
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  printf '%-28s %12s req/s   p99 %-9s non-2xx %s\n' "$1" "$rps" "$p99" "${errs:-0}"
-  echo "$1 $rps $p99" >>"$WORK/results"
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v d=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else printf "0"}')
+  printf '%-28s %12s req/s   p99 %-9s CPU/request %6s us   non-2xx %s\n' "$1" "$rps" "$p99" "$cpu" "${errs:-0}"
+  echo "$1 $rps $p99 $cpu" >>"$WORK/results"
 }
 
+BACKEND_PIDS=$(pgrep -P "$(cat "$WORK/backend/nginx.pid")" | xargs)
+PROXY_PIDS=$(pgrep -P "$(cat "$WORK/proxy/nginx.pid")" | xargs)
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $(nproc) cores ($(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-run "(a) backend direct" "http://127.0.0.1:$BACKEND_PORT/bench/1.0.0/hello"
-run "(b) nginx reverse proxy" "http://127.0.0.1:$NGINX_PORT/bench/1.0.0/hello"
-run "(c) apim gateway" "http://127.0.0.1:$GATEWAY_PORT/bench/1.0.0/hello" "Authorization: Bearer $TOKEN"
+run "(a) backend direct" "http://127.0.0.1:$BACKEND_PORT/bench/1.0.0/hello" "$BACKEND_PIDS"
+run "(b) nginx reverse proxy" "http://127.0.0.1:$NGINX_PORT/bench/1.0.0/hello" "$PROXY_PIDS"
+run "(c) apim gateway" "http://127.0.0.1:$GATEWAY_PORT/bench/1.0.0/hello" "$GW_PID" "Authorization: Bearer $TOKEN"
 RSS=$(ps -o rss= -p "$GW_PID" | xargs)
 echo "gateway RSS after the run: $((RSS / 1024)) MiB"
-awk 'NR==2 {b=$(NF-1)} NR==3 {c=$(NF-1)} END {if (b>0) printf "throughput (c)/(b): %.2fx\n", c/b}' "$WORK/results"
+awk 'NR==2 {b=$(NF-2); bc=$NF} NR==3 {c=$(NF-2); cc=$NF}
+  END {if (b > 0 && bc > 0) printf "throughput (c)/(b): %.2fx   CPU per request (c)/(b): %.2fx\n", c/b, cc/bc}' "$WORK/results"

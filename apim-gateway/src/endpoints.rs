@@ -15,6 +15,9 @@ use apim_core::artifacts::DeployedApi;
 use apim_core::model::{Endpoint, EndpointType, Endpoints, KeyType};
 use apim_core::ApimError;
 use http::uri::{Authority, Scheme};
+use http::HeaderValue;
+
+use crate::proxy::pool::IdleList;
 
 const MAX_SUSPEND: Duration = Duration::from_secs(300);
 
@@ -37,6 +40,10 @@ pub struct Target {
     pub base_path: String,
     /// Response timeout (`actionDuration`), if set.
     pub timeout: Option<Duration>,
+    /// The `Host` header for requests to it (the authority, without a default port).
+    pub host: HeaderValue,
+    /// Idle HTTP/1.1 connections to it (see [`crate::proxy::pool`]).
+    pub(crate) idle: IdleList,
     suspend: Duration,
     suspended_until: AtomicU64,
     failures: AtomicU32,
@@ -50,6 +57,12 @@ impl Target {
             return Err("scheme must be http or https".into());
         }
         let authority = uri.authority().cloned().ok_or("no host")?;
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(p) if p == default_port => authority.host(),
+            _ => authority.as_str(),
+        };
+        let host = HeaderValue::from_str(host).map_err(|e| format!("{e}"))?;
         let base_path = uri.path().trim_end_matches('/').to_owned();
         let cfg = e.config.clone().unwrap_or_default();
         Ok(Target {
@@ -57,6 +70,8 @@ impl Target {
             scheme,
             authority,
             base_path,
+            host,
+            idle: IdleList::default(),
             timeout: cfg
                 .action_duration
                 .filter(|d| *d > 0)

@@ -25,7 +25,7 @@ use crate::health::{admin_router, Readiness};
 use crate::hygiene::HygieneLayer;
 use crate::listener::{self, ConnLimits};
 use crate::metrics::Metrics;
-use crate::proxy::{backend_client, BackendJwt, Proxy, ProxySettings};
+use crate::proxy::{BackendJwt, BackendPool, Proxy, ProxySettings};
 use crate::sync::Syncer;
 
 /// The gateway's request flow as one service.
@@ -117,7 +117,7 @@ impl GatewayBuilder {
         };
         let timeout = Duration::from_millis(g.request_timeout_ms);
         let proxy = Proxy::new(
-            backend_client(Duration::from_millis(g.connect_timeout_ms)),
+            BackendPool::new(Duration::from_millis(g.connect_timeout_ms)),
             Arc::new(EndpointRegistry::new(self.suspend)),
             metrics.clone(),
             jwt,

@@ -152,10 +152,11 @@ fn serve_conn<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let transport = Transport::new(tls, peer);
     let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(GatewayBody::from);
         req.extensions_mut().insert(ClientAddr(peer));
-        req.extensions_mut().insert(Transport { tls });
+        req.extensions_mut().insert(transport.clone());
         let svc = svc.clone();
         async move {
             let res: Result<Response<GatewayBody>, Infallible> = svc.oneshot(req).await;

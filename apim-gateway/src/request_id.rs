@@ -40,11 +40,23 @@ impl RequestIds {
             }
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:016x}-{:012x}", self.prefix, n);
+        // `{prefix:016x}-{n:012x}`, written without the formatting machinery
+        let mut id = [b'-'; 29];
+        hex(self.prefix, &mut id[..16]);
+        hex(n, &mut id[17..]);
         // hex and '-' are always a valid header value
-        let v = HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("invalid"));
+        let v = HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("invalid"));
         headers.insert(X_REQUEST_ID.clone(), v.clone());
         v
+    }
+}
+
+/// Writes the low `out.len()` hex digits of `v` into `out`.
+fn hex(mut v: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
     }
 }
 
@@ -72,5 +84,7 @@ mod tests {
         let b = ids.assign(&mut HeaderMap::new());
         assert_ne!(a, b);
         assert_eq!(b.len(), 29);
+        let expect = format!("{:016x}-{:012x}", ids.prefix, 1);
+        assert_eq!(b, expect.as_str());
     }
 }

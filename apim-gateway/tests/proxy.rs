@@ -535,3 +535,81 @@ async fn analytics_records_without_blocking() {
         (200, Some("pizza"), Some("app1"))
     );
 }
+
+/// A keep-alive HTTP/1.1 backend that counts the connections it accepts; with `close_after`
+/// set it closes each connection (without saying so) after that many responses, like a
+/// backend whose keep-alive timeout expired.
+async fn counting_backend(
+    close_after: Option<usize>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut served = 0;
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                        served += 1;
+                        if close_after.is_some_and(|n| served >= n) {
+                            return;
+                        }
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn backend_connections_are_reused_and_closed_ones_replaced() {
+    use std::sync::atomic::Ordering;
+    let (url, accepted) = counting_backend(None).await;
+    let gw = gateway(vec![api("keep", "/keep", http_ep(&url))], test_config()).await;
+    for i in 0..10 {
+        let r = get(
+            gw.addr,
+            "/keep/1.0.0/x",
+            &[("authorization", "Bearer good")],
+        )
+        .await;
+        assert_eq!(status_of(&r), 200, "request {i}: {r}");
+        assert!(r.ends_with("ok"), "{r}");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "ten sequential requests share one backend connection"
+    );
+
+    // a backend that drops every connection after one response: each pooled connection is
+    // found closed and replaced, no request fails
+    let (url, accepted) = counting_backend(Some(1)).await;
+    let gw = gateway(vec![api("drop", "/drop", http_ep(&url))], test_config()).await;
+    for i in 0..5 {
+        let r = get(
+            gw.addr,
+            "/drop/1.0.0/x",
+            &[("authorization", "Bearer good")],
+        )
+        .await;
+        assert_eq!(status_of(&r), 200, "request {i}: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
+}

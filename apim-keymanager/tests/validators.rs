@@ -182,6 +182,42 @@ async fn jwt_valid_subscribed_scoped_and_cached() {
 }
 
 #[tokio::test]
+async fn jwt_cached_authorisation_follows_subscription_changes() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let v = JwtValidator::new(km.jwks_source(), arts.clone());
+    let tok = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap();
+    let req = Req::bearer(&tok.access_token);
+    let r = route(0);
+    let first = v.validate(&req.meta(Some(&r))).await.unwrap();
+    let again = v.validate(&req.meta(Some(&r))).await.unwrap();
+    assert_eq!(again.subscription_tier.as_deref(), Some("Gold"));
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the same API on the same snapshot reuses the authorised context"
+    );
+    // the subscription is blocked: the next call sees it despite the remembered result
+    let sub: Subscription = serde_json::from_value(serde_json::json!({
+        "subscriptionId": "s1", "applicationId": APP, "apiId": API, "throttlingPolicy": "Gold",
+        "status": "BLOCKED"
+    }))
+    .unwrap();
+    arts.apply(&Event {
+        seq: Seq(2),
+        time: 0,
+        payload: EventPayload::SubscriptionsUpdate(SubscriptionChange {
+            subscription: sub,
+            api_context: "/pizza".into(),
+            api_version: "1.0.0".into(),
+        }),
+    });
+    assert_eq!(err_code(v.validate(&req.meta(Some(&r))).await), 900907);
+}
+
+#[tokio::test]
 async fn jwt_revoked_is_rejected_even_when_cached() {
     let (km, cid, _d) = km_with_client(None, None).await;
     let arts = artifacts(&cid, "UNBLOCKED");

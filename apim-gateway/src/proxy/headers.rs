@@ -1,8 +1,6 @@
 //! Header rewriting between client and backend (RFC 9110 §7.6.1 hop-by-hop headers,
 //! `X-Forwarded-*`), and what must never reach the backend (`Authorization`, `apikey`).
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 static HOP_BY_HOP: [HeaderName; 8] = [
@@ -28,16 +26,18 @@ pub static APIKEY: HeaderName = HeaderName::from_static("apikey");
 /// Removes hop-by-hop headers, including those the `Connection` header names. With
 /// `upgrade`, `Connection: upgrade` and `Upgrade` are kept (WebSocket handshake).
 pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|list| list.split(',').map(str::trim))
-        .filter(|n| !(upgrade && n.eq_ignore_ascii_case("upgrade")))
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    if h.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|list| list.split(',').map(str::trim))
+            .filter(|n| !(upgrade && n.eq_ignore_ascii_case("upgrade")))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
     }
     for n in &HOP_BY_HOP {
         h.remove(n);
@@ -53,7 +53,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
 /// `Host` dropped (the client sets the backend's), `X-Forwarded-For/-Proto/-Host` added.
 pub fn to_backend(
     h: &mut HeaderMap,
-    client_ip: Option<IpAddr>,
+    client_ip: Option<HeaderValue>,
     proto: &'static str,
     original_host: Option<HeaderValue>,
     upgrade: bool,
@@ -63,11 +63,17 @@ pub fn to_backend(
     h.remove(&APIKEY);
     h.remove(header::HOST);
     if let Some(ip) = client_ip {
-        let v = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip.to_string(),
+        let v = match h.get(&X_FORWARDED_FOR) {
+            Some(prev) => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            None => Some(ip),
         };
-        if let Ok(v) = HeaderValue::try_from(v) {
+        if let Some(v) = v {
             h.insert(X_FORWARDED_FOR.clone(), v);
         }
     }

@@ -10,6 +10,7 @@
 
 mod backend_jwt;
 pub mod headers;
+pub mod pool;
 mod upgrade;
 
 use std::convert::Infallible;
@@ -26,9 +27,6 @@ use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Request, Response, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tower::Service;
 
 pub use backend_jwt::BackendJwt;
@@ -43,32 +41,27 @@ const REPLAY_LIMIT: u64 = 64 << 10;
 /// `x-jwt-assertion`.
 pub static X_JWT_ASSERTION: http::HeaderName = http::HeaderName::from_static("x-jwt-assertion");
 
-/// Which listener a request came in on; the listener puts it into request extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The client connection a request came in on; the listener puts it into request extensions
+/// (made once per connection, cloned per request without allocating).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transport {
     /// The connection is TLS.
     pub tls: bool,
+    /// The client's IP address as a header value (for `X-Forwarded-For`).
+    pub client_ip: Option<HeaderValue>,
 }
 
-/// The pooled backend client (http and https).
-pub type BackendClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, GatewayBody>;
-
-/// Builds the backend client: connection pool, connect timeout, TLS with the webpki roots.
-pub fn backend_client(connect_timeout: Duration) -> BackendClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(https)
+impl Transport {
+    /// The transport of a connection from `peer`.
+    pub fn new(tls: bool, peer: std::net::SocketAddr) -> Self {
+        Transport {
+            tls,
+            client_ip: HeaderValue::try_from(peer.ip().to_string()).ok(),
+        }
+    }
 }
+
+pub use pool::BackendPool;
 
 /// Settings of the proxy.
 #[derive(Debug, Clone)]
@@ -80,7 +73,7 @@ pub struct ProxySettings {
 }
 
 struct Shared {
-    client: BackendClient,
+    pool: BackendPool,
     endpoints: Arc<EndpointRegistry>,
     metrics: Arc<Metrics>,
     jwt: Option<BackendJwt>,
@@ -102,9 +95,9 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// A proxy over `client`.
+    /// A proxy over `pool`.
     pub fn new(
-        client: BackendClient,
+        pool: BackendPool,
         endpoints: Arc<EndpointRegistry>,
         metrics: Arc<Metrics>,
         jwt: Option<BackendJwt>,
@@ -112,7 +105,7 @@ impl Proxy {
     ) -> Self {
         Proxy {
             shared: Arc::new(Shared {
-                client,
+                pool,
                 endpoints,
                 metrics,
                 jwt,
@@ -162,15 +155,12 @@ fn backend_uri(t: &Target, path: &str, query: Option<&str>) -> Result<Uri, ApimE
         pq.push('?');
         pq.push_str(q);
     }
-    Uri::builder()
-        .scheme(t.scheme.clone())
-        .authority(t.authority.clone())
-        .path_and_query(pq)
-        .build()
+    // origin-form: the connection is to the endpoint already, `Host` names it
+    Uri::try_from(pq)
         .map_err(|e| ApimError::BadRequest(format!("cannot build the backend URL: {e}")))
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> (ApimError, UpstreamError) {
+fn classify(e: &pool::SendError) -> (ApimError, UpstreamError) {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -184,7 +174,7 @@ fn classify(e: &hyper_util::client::legacy::Error) -> (ApimError, UpstreamError)
         cur = err.source();
     }
     (
-        ApimError::BackendUnavailable(format!("{e}: {:?}", std::error::Error::source(e))),
+        ApimError::BackendUnavailable(e.to_string()),
         UpstreamError::Connect,
     )
 }
@@ -217,8 +207,16 @@ async fn forward(
     let group = eps.group(key_type)?;
 
     let upgrade = upgrade::is_upgrade(&parts.headers);
-    let client_ip = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
-    let tls = parts.extensions.get::<Transport>().is_some_and(|t| t.tls);
+    let transport = parts.extensions.remove::<Transport>();
+    let tls = transport.as_ref().is_some_and(|t| t.tls);
+    let client_ip = match transport.and_then(|t| t.client_ip) {
+        Some(v) => Some(v),
+        // a request that did not come through the listener (embedded use)
+        None => parts
+            .extensions
+            .get::<ClientAddr>()
+            .and_then(|c| HeaderValue::try_from(c.0.ip().to_string()).ok()),
+    };
     let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -284,8 +282,9 @@ async fn forward(
         } else {
             std::mem::take(&mut parts.headers)
         };
+        out.headers_mut().insert(header::HOST, target.host.clone());
         let timeout = target.timeout.unwrap_or(shared.settings.timeout);
-        match tokio::time::timeout(timeout, shared.client.request(out)).await {
+        match tokio::time::timeout(timeout, shared.pool.send(target, out)).await {
             Err(_) => {
                 target.mark_failure();
                 shared.metrics.upstream_error(UpstreamError::Timeout);
@@ -294,7 +293,7 @@ async fn forward(
                     target.url
                 )));
             }
-            Ok(Ok(mut res)) => {
+            Ok(Ok((mut res, back))) => {
                 target.mark_success();
                 let switching = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
                 if let (true, Some(client)) = (switching, client_upgrade.take()) {
@@ -306,7 +305,13 @@ async fn forward(
                     // for layers outside (analytics): who called
                     rp.extensions.insert(auth);
                 }
-                return Ok(Response::from_parts(rp, GatewayBody::from(rb)));
+                let body = if switching {
+                    // the connection now belongs to the upgraded stream
+                    GatewayBody::from(rb)
+                } else {
+                    GatewayBody::from_backend(rb, back)
+                };
+                return Ok(Response::from_parts(rp, body));
             }
             Ok(Err(e)) => {
                 if is_body_too_large(&e) {
@@ -316,7 +321,7 @@ async fn forward(
                 }
                 let (err, kind) = classify(&e);
                 shared.metrics.upstream_error(kind);
-                if e.is_connect() {
+                if matches!(e, pool::SendError::Connect(_)) {
                     target.mark_failure();
                     last_err = Some(err);
                     continue;

@@ -163,6 +163,7 @@ impl ApiKeyValidator {
                         ctx: ctx.clone(),
                         exp: claims.exp,
                         jti: claims.jti,
+                        memo: Default::default(),
                     }),
                 );
                 ctx

@@ -17,7 +17,7 @@ use moka::sync::Cache;
 use serde_json::Value;
 
 use super::jwt::{new_cache, Cached};
-use super::{authorize, bearer, token_hash};
+use super::{bearer, token_hash};
 use crate::jwt::ApplicationClaim;
 use crate::KeyManager;
 
@@ -151,7 +151,7 @@ impl IntrospectionValidator {
         let now = now_secs();
         if let Some(hit) = self.cache.get(&key) {
             if hit.exp > now && !snap.is_revoked(&hit.jti) {
-                return authorize(hit.ctx.clone(), route, &snap);
+                return hit.memo.authorize(&hit.ctx, route, &snap);
             }
             self.cache.invalidate(&key);
             return Err(ApimError::InvalidCredentials(
@@ -204,15 +204,14 @@ impl IntrospectionValidator {
             subscription_tier: None,
             claims: None,
         });
-        self.cache.insert(
-            key,
-            Arc::new(Cached {
-                ctx: ctx.clone(),
-                exp,
-                jti,
-            }),
-        );
-        authorize(ctx, route, &snap)
+        let entry = Arc::new(Cached {
+            ctx,
+            exp,
+            jti,
+            memo: Default::default(),
+        });
+        self.cache.insert(key, entry.clone());
+        entry.memo.authorize(&entry.ctx, route, &snap)
     }
 }
 

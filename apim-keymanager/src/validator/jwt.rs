@@ -10,7 +10,7 @@ use apim_core::time::now_secs;
 use apim_core::ApimError;
 use moka::sync::Cache;
 
-use super::{authorize, bearer, token_hash};
+use super::{bearer, token_hash, AuthMemo};
 use crate::jwks::JwksSource;
 use crate::jwt::{check_claims, Claims, JwtError, Validation};
 
@@ -20,6 +20,8 @@ pub(crate) struct Cached {
     pub(crate) ctx: Arc<AuthContext>,
     pub(crate) exp: i64,
     pub(crate) jti: String,
+    /// The last authorisation made with it.
+    pub(crate) memo: AuthMemo,
 }
 
 /// Keeps each entry until its credential expires (and at most `max`).
@@ -129,7 +131,7 @@ impl JwtValidator {
                 self.cache.invalidate(&key);
                 return Err(JwtError::Revoked.into());
             }
-            return authorize(hit.ctx.clone(), route, &snap);
+            return hit.memo.authorize(&hit.ctx, route, &snap);
         }
         let claims = match self.keys.verifier().verify_signature(token) {
             Err(JwtError::UnknownKid) if self.keys.refresh(false).await.unwrap_or(false) => {
@@ -147,15 +149,14 @@ impl JwtValidator {
             return Err(JwtError::Revoked.into());
         }
         let ctx = Arc::new(context_from_claims(&claims, &snap, CredentialKind::Jwt)?);
-        self.cache.insert(
-            key,
-            Arc::new(Cached {
-                ctx: ctx.clone(),
-                exp: claims.exp,
-                jti: claims.jti,
-            }),
-        );
-        authorize(ctx, route, &snap)
+        let entry = Arc::new(Cached {
+            ctx,
+            exp: claims.exp,
+            jti: claims.jti,
+            memo: Default::default(),
+        });
+        self.cache.insert(key, entry.clone());
+        entry.memo.authorize(&entry.ctx, route, &snap)
     }
 }
 

@@ -61,6 +61,17 @@ pub(crate) fn authorize(
     let Some(route) = route else {
         return Ok(ctx);
     };
+    let out = subscribe(&ctx, route, snap)?;
+    check_scopes(&out, route)?;
+    Ok(out)
+}
+
+/// The caller's context for the routed API: subscription checked, tiers filled in.
+fn subscribe(
+    ctx: &AuthContext,
+    route: &RouteMatch,
+    snap: &ArtifactSnapshot,
+) -> Result<Arc<AuthContext>, ApimError> {
     let api = &route.api.api;
     let sub = snap
         .subscription(&ctx.application_id, &api.id)
@@ -78,6 +89,16 @@ pub(crate) fn authorize(
             _ => ApimError::ResourceForbidden("the subscription is not active".into()),
         });
     }
+    let mut out = ctx.clone();
+    out.subscription_tier = Some(sub.throttling_policy.clone());
+    if let Some(app) = snap.application(&out.application_id) {
+        out.application_tier = app.throttling_policy.clone();
+    }
+    Ok(Arc::new(out))
+}
+
+/// The operation's scopes (any one of them) against the token's.
+fn check_scopes(ctx: &AuthContext, route: &RouteMatch) -> Result<(), ApimError> {
     let op = route.operation();
     if !op.scopes.is_empty() && !op.scopes.iter().any(|s| ctx.scopes.contains(s)) {
         return Err(ApimError::ScopeNotAllowed(format!(
@@ -85,10 +106,55 @@ pub(crate) fn authorize(
             op.scopes.join(", ")
         )));
     }
-    let mut out = (*ctx).clone();
-    out.subscription_tier = Some(sub.throttling_policy.clone());
-    if let Some(app) = snap.application(&out.application_id) {
-        out.application_tier = app.throttling_policy.clone();
+    Ok(())
+}
+
+/// The last authorisation of a cached credential: for which snapshot and API, and the result.
+/// A repeated call for the same API on the same snapshot reuses it instead of rebuilding the
+/// context (a dozen string copies per request otherwise). Any artifact change makes a new
+/// snapshot, so subscription, application and policy changes are never missed; the `Weak`
+/// keeps the old snapshot's address from being reused while it is remembered.
+#[derive(Debug, Default)]
+pub(crate) struct AuthMemo(std::sync::Mutex<Option<Memo>>);
+
+#[derive(Debug)]
+struct Memo {
+    snap: std::sync::Weak<ArtifactSnapshot>,
+    api: usize,
+    ctx: Arc<AuthContext>,
+}
+
+impl AuthMemo {
+    /// [`authorize`], remembering the subscribed context per (snapshot, API).
+    pub(crate) fn authorize(
+        &self,
+        ctx: &Arc<AuthContext>,
+        route: Option<&RouteMatch>,
+        snap: &Arc<ArtifactSnapshot>,
+    ) -> Result<Arc<AuthContext>, ApimError> {
+        let Some(route) = route else {
+            return Ok(ctx.clone());
+        };
+        let api = Arc::as_ptr(&route.api) as usize;
+        let hit = {
+            let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            m.as_ref()
+                .filter(|m| m.api == api && std::ptr::eq(m.snap.as_ptr(), Arc::as_ptr(snap)))
+                .map(|m| m.ctx.clone())
+        };
+        let out = match hit {
+            Some(c) => c,
+            None => {
+                let c = subscribe(ctx, route, snap)?;
+                *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Memo {
+                    snap: Arc::downgrade(snap),
+                    api,
+                    ctx: c.clone(),
+                });
+                c
+            }
+        };
+        check_scopes(&out, route)?;
+        Ok(out)
     }
-    Ok(Arc::new(out))
 }
