@@ -26,25 +26,45 @@ pub static APIKEY: HeaderName = HeaderName::from_static("apikey");
 /// Removes hop-by-hop headers, including those the `Connection` header names. With
 /// `upgrade`, `Connection: upgrade` and `Upgrade` are kept (WebSocket handshake).
 pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    if h.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = h
-            .get_all(header::CONNECTION)
+    // one pass over the (few) names present: which hop-by-hop headers are there? Removing
+    // only those, and the names `Connection` lists without allocating them, keeps the usual
+    // case (`Connection: keep-alive` from the backend) cheap.
+    let mut present = 0u16;
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            present |= 1 << i;
+        } else if k == header::UPGRADE {
+            present |= 1 << HOP_BY_HOP.len();
+        }
+    }
+    if present & 1 != 0 {
+        // HOP_BY_HOP[0] is Connection; a cloned value shares the request's bytes
+        let mut values = h.get_all(header::CONNECTION).iter();
+        let first = values.next().cloned();
+        let more: Vec<HeaderValue> = values.cloned().collect(); // no allocation when empty
+        for name in first
             .iter()
+            .chain(&more)
             .filter_map(|v| v.to_str().ok())
             .flat_map(|list| list.split(',').map(str::trim))
-            .filter(|n| !(upgrade && n.eq_ignore_ascii_case("upgrade")))
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-            .collect();
-        for n in named {
+        {
+            let skip = name.is_empty()
+                || name.eq_ignore_ascii_case("close")
+                || name.eq_ignore_ascii_case("keep-alive")
+                || name.eq_ignore_ascii_case("upgrade");
+            if !skip {
+                h.remove(name);
+            }
+        }
+    }
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
             h.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
-        h.remove(n);
-    }
     if upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present & (1 << HOP_BY_HOP.len()) != 0 {
         h.remove(header::UPGRADE);
     }
 }
@@ -126,6 +146,18 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_HOST], "gw.example.com");
         assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_removed() {
+        for name in HOP_BY_HOP.iter().chain([&header::UPGRADE]) {
+            let mut h = HeaderMap::new();
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            h.insert("x-keep", HeaderValue::from_static("yes"));
+            strip_hop_by_hop(&mut h, false);
+            assert!(!h.contains_key(name), "{name}");
+            assert_eq!(h.len(), 1, "{name}");
+        }
     }
 
     #[test]
