@@ -5,6 +5,7 @@
 #
 #   bash apim-gateway/bench/load.sh            # from the workspace root
 #   DURATION=5s CONNECTIONS=64 THREADS=2 bash apim-gateway/bench/load.sh
+#   REPEAT=5 bash apim-gateway/bench/load.sh              # rounds (a, b, c each), medians
 #   BENCH_RUNTIME=multi bash apim-gateway/bench/load.sh   # one multi-threaded runtime
 #   BENCH_THREADS=1 bash apim-gateway/bench/load.sh       # per-core runtimes: how many
 #
@@ -13,6 +14,7 @@
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
+REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 BACKEND_PORT=${BACKEND_PORT:-18080}
@@ -122,16 +124,34 @@ run() { # name url pids [header]: the pids are the server under test, for CPU pe
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   cpu=$(awk -v d=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else printf "0"}')
   printf '%-28s %12s req/s   p99 %-9s CPU/request %6s us   non-2xx %s\n' "$1" "$rps" "$p99" "$cpu" "${errs:-0}"
-  echo "$1 $rps $p99 $cpu" >>"$WORK/results"
+  echo "$1|$rps|$p99|$cpu" >>"$WORK/results"
 }
 
 BACKEND_PIDS=$(pgrep -P "$(cat "$WORK/backend/nginx.pid")" | xargs)
 PROXY_PIDS=$(pgrep -P "$(cat "$WORK/proxy/nginx.pid")" | xargs)
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $(nproc) cores ($(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-run "(a) backend direct" "http://127.0.0.1:$BACKEND_PORT/bench/1.0.0/hello" "$BACKEND_PIDS"
-run "(b) nginx reverse proxy" "http://127.0.0.1:$NGINX_PORT/bench/1.0.0/hello" "$PROXY_PIDS"
-run "(c) apim gateway" "http://127.0.0.1:$GATEWAY_PORT/bench/1.0.0/hello" "$GW_PID" "Authorization: Bearer $TOKEN"
+# rounds of (a), (b), (c) in turn, so that slow drifts of a shared machine hit all three alike
+for round in $(seq 1 "$REPEAT"); do
+  echo "round $round of $REPEAT"
+  run "(a) backend direct" "http://127.0.0.1:$BACKEND_PORT/bench/1.0.0/hello" "$BACKEND_PIDS"
+  run "(b) nginx reverse proxy" "http://127.0.0.1:$NGINX_PORT/bench/1.0.0/hello" "$PROXY_PIDS"
+  run "(c) apim gateway" "http://127.0.0.1:$GATEWAY_PORT/bench/1.0.0/hello" "$GW_PID" "Authorization: Bearer $TOKEN"
+done
 RSS=$(ps -o rss= -p "$GW_PID" | xargs)
-echo "gateway RSS after the run: $((RSS / 1024)) MiB"
-awk 'NR==2 {b=$(NF-2); bc=$NF} NR==3 {c=$(NF-2); cc=$NF}
-  END {if (b > 0 && bc > 0) printf "throughput (c)/(b): %.2fx   CPU per request (c)/(b): %.2fx\n", c/b, cc/bc}' "$WORK/results"
+echo "gateway RSS after the runs: $((RSS / 1024)) MiB"
+echo "medians over $REPEAT rounds (p99 in ms):"
+python3 - "$WORK/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p99, cpu = line.strip().split("|")
+    ms = float(p99[:-2]) if p99.endswith("ms") else float(p99[:-1]) * 1000 if p99.endswith("s") and not p99.endswith("us") else float(p99[:-2]) / 1000
+    rows.setdefault(name, []).append((float(rps), ms, float(cpu)))
+med = {}
+for name, v in rows.items():
+    med[name] = [statistics.median(x) for x in zip(*v)]
+    print(f"{name:28s} {med[name][0]:12.0f} req/s   p99 {med[name][1]:7.2f} ms   CPU/request {med[name][2]:6.1f} us")
+b, c = med.get("(b) nginx reverse proxy"), med.get("(c) apim gateway")
+if b and c:
+    print(f"throughput (c)/(b): {c[0] / b[0]:.2f}x   p99 (c)-(b): {c[1] - b[1]:+.2f} ms   CPU per request (c)/(b): {c[2] / b[2]:.2f}x")
+PY
