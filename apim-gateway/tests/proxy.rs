@@ -609,7 +609,7 @@ async fn backend_connections_are_reused_and_closed_ones_replaced() {
         )
         .await;
         assert_eq!(status_of(&r), 200, "request {i}: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
 }
