@@ -181,16 +181,40 @@ async fn jwt_valid_subscribed_scoped_and_cached() {
     assert_eq!(err_code(v.validate(&none.meta(None)).await), 900902);
 }
 
-#[tokio::test]
-async fn jwt_cached_authorisation_follows_subscription_changes() {
-    let (km, cid, _d) = km_with_client(None, None).await;
+/// A Key Manager with a subscribed client, its artifacts, a JWT validator over them and a
+/// request carrying a fresh client-credentials token.
+struct JwtSetup {
+    km: KeyManager,
+    arts: Arc<InMemoryArtifacts>,
+    v: JwtValidator,
+    token: String,
+    req: Req,
+    _dir: tempfile::TempDir,
+}
+
+async fn jwt_setup() -> JwtSetup {
+    let (km, cid, _dir) = km_with_client(None, None).await;
     let arts = artifacts(&cid, "UNBLOCKED");
     let v = JwtValidator::new(km.jwks_source(), arts.clone());
-    let tok = km
+    let token = km
         .issue_client_credentials_token(&cid, &[], None)
         .await
-        .unwrap();
-    let req = Req::bearer(&tok.access_token);
+        .unwrap()
+        .access_token;
+    let req = Req::bearer(&token);
+    JwtSetup {
+        km,
+        arts,
+        v,
+        token,
+        req,
+        _dir,
+    }
+}
+
+#[tokio::test]
+async fn jwt_cached_authorisation_follows_subscription_changes() {
+    let JwtSetup { arts, v, req, .. } = jwt_setup().await;
     let r = route(0);
     let first = v.validate(&req.meta(Some(&r))).await.unwrap();
     let again = v.validate(&req.meta(Some(&r))).await.unwrap();
@@ -219,18 +243,18 @@ async fn jwt_cached_authorisation_follows_subscription_changes() {
 
 #[tokio::test]
 async fn jwt_revoked_is_rejected_even_when_cached() {
-    let (km, cid, _d) = km_with_client(None, None).await;
-    let arts = artifacts(&cid, "UNBLOCKED");
-    let v = JwtValidator::new(km.jwks_source(), arts.clone());
-    let tok = km
-        .issue_client_credentials_token(&cid, &[], None)
-        .await
-        .unwrap();
-    let req = Req::bearer(&tok.access_token);
+    let JwtSetup {
+        km,
+        arts,
+        v,
+        token,
+        req,
+        _dir,
+    } = jwt_setup().await;
     let ctx = v.validate(&req.meta(None)).await.unwrap();
     assert_eq!(v.cached(), 1);
     // revoke through the Key Manager (outbox) and feed the event the gateway would receive
-    assert!(km.revoke(&tok.access_token, None).await.unwrap());
+    assert!(km.revoke(&token, None).await.unwrap());
     revoke_event(&arts, 2, ctx.token_id.as_deref().unwrap());
     let e = v.validate(&req.meta(None)).await.unwrap_err();
     assert_eq!((e.status().as_u16(), e.code()), (401, 900901));
