@@ -174,9 +174,25 @@ pub trait KeyValidator: Send + Sync + 'static {
     async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError>;
 }
 
-#[async_trait::async_trait]
+/// Forwards to the inner validator's future as is (no second boxed future per call; the
+/// signature is the one `#[async_trait]` generates for the trait method).
 impl<T: KeyValidator + ?Sized> KeyValidator for Arc<T> {
-    async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
-        (**self).validate(req).await
+    fn validate<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        req: &'life1 RequestMeta<'life2>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Arc<AuthContext>, ApimError>>
+                + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).validate(req)
     }
 }

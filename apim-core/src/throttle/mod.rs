@@ -101,10 +101,20 @@ pub trait ThrottleDecider: Send + Sync + 'static {
     fn record(&self, _ctx: &ThrottleContext<'_>, _outcome: &Outcome) {}
 }
 
-#[async_trait::async_trait]
+/// Forwards to the inner decider's future as is (no second boxed future per call; the
+/// signature is the one `#[async_trait]` generates for the trait method).
 impl<T: ThrottleDecider + ?Sized> ThrottleDecider for std::sync::Arc<T> {
-    async fn decide(&self, ctx: &ThrottleContext<'_>) -> Decision {
-        (**self).decide(ctx).await
+    fn decide<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 ThrottleContext<'life2>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Decision> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).decide(ctx)
     }
     fn record(&self, ctx: &ThrottleContext<'_>, outcome: &Outcome) {
         (**self).record(ctx, outcome)
