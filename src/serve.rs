@@ -54,14 +54,7 @@ pub async fn serve_tls(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            x = apim_gateway::listener::accept(&listener) => x,
             () = &mut shutdown => break,
         };
         let tls = tls.clone();

@@ -35,22 +35,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 (cd "$ROOT" && cargo build --release -q -p apim-gateway --example bench_gateway)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway"
 
-mkdir -p "$WORK/logs"
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$BACKEND_PORT;
-    location / { default_type application/json; return 200 '{"ok":true}'; }
-  }
-}
-CONF
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf"
+# shellcheck source=backend.sh
+. "$(dirname "$0")/backend.sh"
+start_backend "$NGINX" "$WORK" "$BACKEND_PORT" 1
 
 BENCH_THREADS=1 valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$WORK/cg.out" \

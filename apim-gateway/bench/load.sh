@@ -46,21 +46,7 @@ GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway"
 # two nginx instances: the backend (a fixed 200 answer) and, as a separate process like the
 # gateway, a plain reverse proxy to it (sharing one nginx would let the proxy hand requests to
 # the backend inside one worker process, which no deployed proxy does)
-mkdir -p "$WORK/backend/logs" "$WORK/proxy/logs"
-cat >"$WORK/backend/nginx.conf" <<CONF
-worker_processes 2;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$BACKEND_PORT;
-    location / { default_type application/json; return 200 '{"ok":true}'; }
-  }
-}
-CONF
+mkdir -p "$WORK/proxy/logs"
 cat >"$WORK/proxy/nginx.conf" <<CONF
 worker_processes 2;
 pid $WORK/proxy/nginx.pid;
@@ -81,7 +67,9 @@ http {
   }
 }
 CONF
-"$NGINX" -p "$WORK/backend" -c "$WORK/backend/nginx.conf"
+# shellcheck source=backend.sh
+. "$(dirname "$0")/backend.sh"
+start_backend "$NGINX" "$WORK/backend" "$BACKEND_PORT" 2
 "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
 
 "$GATEWAY_BIN" "$GATEWAY_PORT" "http://127.0.0.1:$BACKEND_PORT" "$WORK/token" >"$WORK/gateway.log" 2>&1 &

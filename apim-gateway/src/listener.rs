@@ -92,15 +92,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            x = accept(&listener) => x,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
@@ -138,6 +130,20 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::debug!("connections drained"),
         () = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!("drain timeout: closing remaining connections");
+        }
+    }
+}
+
+/// The next connection on `listener`. Accept errors (EMFILE and friends) are logged and
+/// retried after a short pause instead of spinning.
+pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }

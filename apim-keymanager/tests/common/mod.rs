@@ -11,14 +11,7 @@ use http_body_util::{BodyExt, Full};
 pub const ADMIN_PW: &str = "Admin-pass-123";
 
 /// A fresh SQLite store in a temp dir (kept alive by the returned guard).
-pub async fn sqlite() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("apim.db").display());
-    let store = Store::connect_url(&url, None, 5)
-        .await
-        .expect("sqlite store");
-    (store, dir)
-}
+pub use apim_core::test_util::sqlite_store as sqlite;
 
 /// A fresh PostgreSQL database when the variable is set.
 pub async fn postgres() -> Option<Store> {
