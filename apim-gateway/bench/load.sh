@@ -85,14 +85,16 @@ nocred=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GATEWAY_PORT/
 echo "gateway check: with token $check, without $nocred"
 [ "$check" = 200 ] && [ "$nocred" = 401 ] || { cat "$WORK/gateway.log"; exit 1; }
 
-# CPU time (user + system, in clock ticks) of the given processes and their threads
+# CPU time (user and system, in clock ticks) of the given processes and their threads
 ticks() {
-  local t=0 p
+  local u=0 s=0 p
   for p in "$@"; do
     [ -r "/proc/$p/stat" ] || continue
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    read -r pu ps < <(awk '{print $14, $15}' "/proc/$p/stat")
+    u=$((u + pu))
+    s=$((s + ps))
   done
-  echo "$t"
+  echo "$u $s"
 }
 HZ=$(getconf CLK_TCK)
 
@@ -105,14 +107,19 @@ run() { # name url pids [header]: the pids are the server under test, for CPU pe
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
   fi
   after=$(ticks $3)
-  local rps p99 errs reqs cpu
+  local rps p99 errs reqs cpu usr sys
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx/ {print $5}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  cpu=$(awk -v d=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else printf "0"}')
-  printf '%-28s %12s req/s   p99 %-9s CPU/request %6s us   non-2xx %s\n' "$1" "$rps" "$p99" "$cpu" "${errs:-0}"
-  echo "$1|$rps|$p99|$cpu" >>"$WORK/results"
+  per_req() { awk -v d="$1" -v hz="$HZ" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.1f", d / hz * 1e6 / n; else printf "0"}'; }
+  read -r bu bs <<<"$before"
+  read -r au as <<<"$after"
+  usr=$(per_req $((au - bu)))
+  sys=$(per_req $((as - bs)))
+  cpu=$(per_req $((au - bu + as - bs)))
+  printf '%-28s %12s req/s   p99 %-9s CPU/request %6s us (user %s, kernel %s)   non-2xx %s\n' "$1" "$rps" "$p99" "$cpu" "$usr" "$sys" "${errs:-0}"
+  echo "$1|$rps|$p99|$cpu|$usr|$sys" >>"$WORK/results"
 }
 
 BACKEND_PIDS=$(pgrep -P "$(cat "$WORK/backend/nginx.pid")" | xargs)
@@ -132,13 +139,13 @@ python3 - "$WORK/results" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, rps, p99, cpu = line.strip().split("|")
+    name, rps, p99, cpu, usr, sys_ = line.strip().split("|")
     ms = float(p99[:-2]) if p99.endswith("ms") else float(p99[:-1]) * 1000 if p99.endswith("s") and not p99.endswith("us") else float(p99[:-2]) / 1000
-    rows.setdefault(name, []).append((float(rps), ms, float(cpu)))
+    rows.setdefault(name, []).append((float(rps), ms, float(cpu), float(usr), float(sys_)))
 med = {}
 for name, v in rows.items():
     med[name] = [statistics.median(x) for x in zip(*v)]
-    print(f"{name:28s} {med[name][0]:12.0f} req/s   p99 {med[name][1]:7.2f} ms   CPU/request {med[name][2]:6.1f} us")
+    print(f"{name:28s} {med[name][0]:12.0f} req/s   p99 {med[name][1]:7.2f} ms   CPU/request {med[name][2]:6.1f} us (user {med[name][3]:.1f}, kernel {med[name][4]:.1f})")
 b, c = med.get("(b) nginx reverse proxy"), med.get("(c) apim gateway")
 if b and c:
     print(f"throughput (c)/(b): {c[0] / b[0]:.2f}x   p99 (c)-(b): {c[1] - b[1]:+.2f} ms   CPU per request (c)/(b): {c[2] / b[2]:.2f}x")

@@ -141,37 +141,61 @@ where
         let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
             return Either::Left(self.inner.call(req));
         };
-        let requested = req
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-            .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
-        if let (true, Some(method)) = (req.method() == Method::OPTIONS, requested) {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| req.uri().authority().map(|a| a.as_str()));
-            if let Ok(m) = self.artifacts.resolve(&method, host, req.uri().path()) {
-                let cfg = &m.api.api.cors_configuration;
-                if cfg.cors_configuration_enabled {
-                    let mut res = Response::new(ResBody::from(Bytes::new()));
-                    *res.status_mut() = StatusCode::NO_CONTENT;
-                    decorate(res.headers_mut(), cfg, &origin, true);
-                    return Either::Right(Box::pin(futures_util::future::ready(Ok(res))));
-                }
-            }
-            return Either::Left(self.inner.call(req));
+        if let Some(res) = preflight(&*self.artifacts, &req, &origin) {
+            return Either::Right(Box::pin(futures_util::future::ready(Ok(res))));
         }
         let fut = self.inner.call(req);
         Either::Right(Box::pin(async move {
             let mut res = fut.await?;
             if let Some(m) = res.extensions().get::<RouteMatch>().cloned() {
-                let cfg = &m.api.api.cors_configuration;
-                if cfg.cors_configuration_enabled {
-                    decorate(res.headers_mut(), cfg, &origin, false);
-                }
+                decorate_response(res.headers_mut(), &m, &origin);
             }
             Ok(res)
         }))
+    }
+}
+
+/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) from
+/// `origin` for an API with CORS enabled: 204 with the `Access-Control-Allow-*` headers.
+/// `None` when `req` is no preflight or its API is unknown or has CORS off (the request then
+/// takes the normal path).
+pub fn preflight<A, B, R>(
+    artifacts: &A,
+    req: &Request<B>,
+    origin: &HeaderValue,
+) -> Option<Response<R>>
+where
+    A: ArtifactStore + ?Sized,
+    R: From<Bytes>,
+{
+    if req.method() != Method::OPTIONS {
+        return None;
+    }
+    let method = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())?;
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let m = artifacts.resolve(&method, host, req.uri().path()).ok()?;
+    let cfg = &m.api.api.cors_configuration;
+    if !cfg.cors_configuration_enabled {
+        return None;
+    }
+    let mut res = Response::new(R::from(Bytes::new()));
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    decorate(res.headers_mut(), cfg, origin, true);
+    Some(res)
+}
+
+/// Adds the CORS headers of the routed API (when it has CORS enabled and allows `origin`) to
+/// the response of a request from `origin`.
+pub fn decorate_response(headers: &mut HeaderMap, route: &RouteMatch, origin: &HeaderValue) {
+    let cfg = &route.api.api.cors_configuration;
+    if cfg.cors_configuration_enabled {
+        decorate(headers, cfg, origin, false);
     }
 }

@@ -6,26 +6,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apim_core::artifacts::{ArtifactStore, InMemoryArtifacts, RouteLayer};
-use apim_core::auth::{AuthLayer, KeyValidator};
-use apim_core::bus::{EventLayer, RequestSink};
+use apim_core::artifacts::{ArtifactStore, InMemoryArtifacts};
+use apim_core::auth::KeyValidator;
+use apim_core::bus::RequestSink;
 use apim_core::config::Config;
-use apim_core::throttle::{Decision, ThrottleContext, ThrottleDecider, ThrottleLayer};
+use apim_core::throttle::{Decision, ThrottleContext, ThrottleDecider};
 use apim_core::ApimError;
 use http::{Request, Response};
 use tower::util::BoxCloneSyncService;
-use tower::ServiceBuilder;
 
 use crate::body::GatewayBody;
-use crate::cors::CorsLayer;
-use crate::echo::RouteEchoLayer;
-use crate::edge::EdgeLayer;
 use crate::endpoints::EndpointRegistry;
+use crate::flow::{Flow, FlowService};
 use crate::health::{admin_router, Readiness};
-use crate::hygiene::HygieneLayer;
 use crate::listener::{self, ConnLimits};
 use crate::metrics::Metrics;
 use crate::proxy::{BackendJwt, BackendPool, Proxy, ProxySettings};
+use crate::request_id::RequestIds;
 use crate::sync::Syncer;
 
 /// The gateway's request flow as one service.
@@ -126,22 +123,22 @@ impl GatewayBuilder {
                 max_body_bytes: g.max_body_bytes,
             },
         );
-        let service = ServiceBuilder::new()
-            .layer(EdgeLayer::new(metrics.clone(), timeout))
-            .layer(HygieneLayer::new())
-            .layer(CorsLayer::new(artifacts.clone()))
-            .layer(RouteLayer::new(artifacts.clone()))
-            .layer(RouteEchoLayer)
-            .option_layer(self.sink.map(EventLayer::new))
-            .layer(AuthLayer::new(validator))
-            .layer(ThrottleLayer::new(decider))
-            .service(proxy);
+        let flow = Arc::new(Flow {
+            ids: RequestIds::new(),
+            metrics: metrics.clone(),
+            timeout,
+            artifacts: artifacts.clone(),
+            validator,
+            decider,
+            sink: self.sink,
+            proxy,
+        });
         Ok(Gateway {
             config,
             artifacts,
             metrics,
             ready: Arc::new(Readiness::new()),
-            service: BoxCloneSyncService::new(service),
+            flow,
         })
     }
 }
@@ -152,7 +149,7 @@ pub struct Gateway {
     artifacts: Arc<dyn ArtifactStore>,
     metrics: Arc<Metrics>,
     ready: Arc<Readiness>,
-    service: GatewayService,
+    flow: Arc<Flow>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -185,9 +182,10 @@ impl Gateway {
         }
     }
 
-    /// The request flow (clone it per connection or per request).
+    /// The request flow as a tower service (clone it per connection or per request). The
+    /// client's address is taken from a `ClientAddr` request extension when present.
     pub fn service(&self) -> GatewayService {
-        self.service.clone()
+        BoxCloneSyncService::new(FlowService(self.flow.clone()))
     }
 
     /// The artifact store.
@@ -233,7 +231,7 @@ impl Gateway {
     ) {
         listener::serve(
             listener,
-            self.service(),
+            self.flow.clone(),
             tls,
             ConnLimits::from_config(&self.config.gateway),
             self.metrics.clone(),

@@ -47,29 +47,53 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Checks a `Host` value: `host[:port]`, no user info, no path, a valid port.
+/// Checks a `Host` value: `host[:port]` with a DNS name / IPv4 address (letters, digits, `-`,
+/// `.`, `_`) or a bracketed IPv6 address, no user info, no path, a port up to 65535. Works on
+/// the bytes, without allocating.
 pub fn check_host(host: &[u8]) -> Result<(), &'static str> {
-    let s = std::str::from_utf8(host).map_err(|_| "Host is not ASCII")?;
-    let a: http::uri::Authority = s.parse().map_err(|_| "Host is not a valid authority")?;
-    if s.contains('@') || a.host().is_empty() {
+    if !host.is_ascii() {
+        return Err("Host is not ASCII");
+    }
+    if host.is_empty() || host.contains(&b'@') {
         return Err("Host must be host[:port]");
     }
-    let rest = s.get(a.host().len()..).unwrap_or("");
-    let port_ok = rest.is_empty()
-        || rest.strip_prefix(':').is_some_and(|p| {
-            !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok()
-        });
+    let (name_ok, rest) = if host[0] == b'[' {
+        let Some(end) = host.iter().position(|&c| c == b']') else {
+            return Err("Host is not a valid authority");
+        };
+        let inner = std::str::from_utf8(&host[1..end]).unwrap_or("");
+        (
+            !inner.is_empty() && inner.parse::<std::net::Ipv6Addr>().is_ok(),
+            &host[end + 1..],
+        )
+    } else {
+        let end = host.iter().position(|&c| c == b':').unwrap_or(host.len());
+        let name = &host[..end];
+        (
+            !name.is_empty()
+                && name
+                    .iter()
+                    .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_'),
+            &host[end..],
+        )
+    };
+    let port_ok = match rest {
+        [] => true,
+        [b':', digits @ ..] => {
+            !digits.is_empty()
+                && digits.len() <= 5
+                && digits.iter().all(u8::is_ascii_digit)
+                && digits
+                    .iter()
+                    .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+                    <= 65535
+        }
+        _ => false,
+    };
     if !port_ok {
         return Err("Host has an invalid port");
     }
-    let h = a.host();
-    let ok = if h.starts_with('[') {
-        h.len() > 2 && h[1..h.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
-    } else {
-        h.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
-    };
-    if ok {
+    if name_ok {
         Ok(())
     } else {
         Err("Host has invalid characters")
@@ -188,6 +212,8 @@ mod tests {
             "127.0.0.1:1",
             "[::1]:80",
             "a_b.local",
+            "host:65535",
+            "[2001:db8::1]",
         ] {
             assert_eq!(check_host(ok.as_bytes()), Ok(()), "{ok}");
         }
@@ -200,6 +226,13 @@ mod tests {
             "host/x",
             "[zz]",
             "a,b",
+            "[::1",
+            "[]:80",
+            "host:80:80",
+            "host:0080x",
+            "host:123456",
+            ":80",
+            "h\u{e9}st",
         ] {
             assert!(check_host(bad.as_bytes()).is_err(), "{bad}");
         }

@@ -45,9 +45,8 @@
 
 pub mod body;
 pub mod cors;
-pub mod echo;
-pub mod edge;
 pub mod endpoints;
+pub mod flow;
 mod gateway;
 pub mod health;
 pub mod hygiene;

@@ -15,8 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apim_core::auth::ClientAddr;
-use http::{Request, Response};
+use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,12 +24,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 
 use crate::body::GatewayBody;
+use crate::flow::{Conn, Flow};
 use crate::metrics::Metrics;
-use crate::proxy::Transport;
-use crate::GatewayService;
 
 /// Connection-level limits.
 #[derive(Debug, Clone)]
@@ -76,7 +73,7 @@ fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
 /// in-flight requests (up to `limits.drain_timeout`). With `tls`, connections are TLS.
 pub async fn serve(
     listener: TcpListener,
-    service: GatewayService,
+    flow: Arc<Flow>,
     tls: Option<TlsAcceptor>,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
@@ -96,7 +93,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = service.clone();
+        let flow = flow.clone();
         let builder = builder.clone();
         let metrics = metrics.clone();
         let watcher = graceful.watcher();
@@ -105,7 +102,7 @@ pub async fn serve(
             metrics.connection(1);
             match tls {
                 None => {
-                    let conn = serve_conn(&builder, TokioIo::new(stream), svc, peer, false);
+                    let conn = serve_conn(&builder, TokioIo::new(stream), flow, peer, false);
                     let _ = watcher.watch(conn).await;
                 }
                 Some(acceptor) => {
@@ -113,7 +110,7 @@ pub async fn serve(
                         .await
                     {
                         Ok(Ok(s)) => {
-                            let conn = serve_conn(&builder, TokioIo::new(s), svc, peer, true);
+                            let conn = serve_conn(&builder, TokioIo::new(s), flow, peer, true);
                             let _ = watcher.watch(conn).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -151,23 +148,20 @@ pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAdd
 fn serve_conn<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: TokioIo<I>,
-    svc: GatewayService,
+    flow: Arc<Flow>,
     peer: SocketAddr,
     tls: bool,
 ) -> impl hyper_util::server::graceful::GracefulConnection + '_
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let transport = Transport::new(tls, peer);
+    let conn = Conn::new(peer, tls);
+    // the flow's future is polled in place by hyper's dispatcher: no box, no service clone
     let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let mut req = req.map(GatewayBody::from);
-        req.extensions_mut().insert(ClientAddr(peer));
-        req.extensions_mut().insert(transport.clone());
-        let svc = svc.clone();
-        async move {
-            let res: Result<Response<GatewayBody>, Infallible> = svc.oneshot(req).await;
-            res
-        }
+        let handled = flow
+            .clone()
+            .handle(req.map(GatewayBody::from), conn.clone());
+        async move { Ok::<_, Infallible>(handled.await) }
     });
     builder.serve_connection_with_upgrades(io, hsvc)
 }

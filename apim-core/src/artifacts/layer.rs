@@ -7,7 +7,8 @@ use futures_util::future::{Either, Ready};
 use http::{header, Request, Response};
 use tower::{Layer, Service};
 
-use super::ArtifactStore;
+use super::{ArtifactStore, RouteMatch};
+use crate::ApimError;
 
 /// Routes requests over an [`ArtifactStore`]: on a match the request carries a
 /// [`super::RouteMatch`] extension; otherwise the layer answers 404 900906 (or 503 700700 for a
@@ -85,12 +86,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        });
-        match self.artifacts.resolve(req.method(), host, req.uri().path()) {
+        match route(&*self.artifacts, &req) {
             Ok(m) => {
                 req.extensions_mut().insert(m);
                 Either::Left(self.inner.call(req))
@@ -98,4 +94,19 @@ where
             Err(e) => Either::Right(futures_util::future::ready(Ok(e.to_response()))),
         }
     }
+}
+
+/// Routes `req` in `artifacts` (the host from the URI's authority, as in HTTP/2 and the
+/// absolute form, else from `Host`): the step [`RouteLayer`] runs, for callers that compose
+/// the request flow themselves.
+pub fn route<A, B>(artifacts: &A, req: &Request<B>) -> Result<RouteMatch, ApimError>
+where
+    A: ArtifactStore + ?Sized,
+{
+    let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    artifacts.resolve(req.method(), host, req.uri().path())
 }

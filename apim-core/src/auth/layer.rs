@@ -7,7 +7,6 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::{AuthContext, KeyValidator, RequestMeta};
-use crate::artifacts::RouteMatch;
 use crate::BoxResponseFuture;
 
 /// Puts a [`KeyValidator`] in front of a service. On success the request carries an
@@ -95,15 +94,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
         Box::pin(async move {
-            let open = req
-                .extensions()
-                .get::<RouteMatch>()
-                .is_some_and(|r| !r.operation().requires_auth());
-            let ctx = if open {
-                Ok(Arc::new(AuthContext::anonymous()))
-            } else {
-                validator.validate(&RequestMeta::from_request(&req)).await
-            };
+            let ctx = authenticate(&*validator, &RequestMeta::from_request(&req)).await;
             match ctx {
                 Ok(ctx) => {
                     req.extensions_mut().insert(ctx);
@@ -112,5 +103,19 @@ where
                 Err(e) => Ok(e.to_response()),
             }
         })
+    }
+}
+
+/// Who calls: [`AuthContext::anonymous`] when the routed operation needs no authentication
+/// (`authType: None`), else what `validator` says. The step [`AuthLayer`] runs, for callers
+/// that compose the request flow themselves.
+pub async fn authenticate<V: KeyValidator + ?Sized>(
+    validator: &V,
+    meta: &RequestMeta<'_>,
+) -> Result<Arc<AuthContext>, crate::ApimError> {
+    if meta.route.is_some_and(|r| !r.operation().requires_auth()) {
+        Ok(Arc::new(AuthContext::anonymous()))
+    } else {
+        validator.validate(meta).await
     }
 }

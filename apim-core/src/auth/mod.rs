@@ -42,7 +42,7 @@ use crate::artifacts::RouteMatch;
 use crate::model::KeyType;
 use crate::ApimError;
 
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{authenticate, AuthLayer, AuthService};
 
 /// The peer address of a connection; listeners put it into request extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,10 @@ use bytes::Bytes;
 use http::{header, Request, Response};
 use tower::{Layer, Service};
 
-use super::{Decision, Outcome, ThrottleContext, ThrottleDecider};
+use super::{Outcome, ThrottleContext, ThrottleDecider};
 use crate::artifacts::RouteMatch;
 use crate::auth::{AuthContext, ClientAddr};
-use crate::{ApimError, BoxResponseFuture};
+use crate::BoxResponseFuture;
 
 /// Puts a [`ThrottleDecider`] in front of a service: 429 with `Retry-After` on deny, 403 900805
 /// on a block condition, [`ThrottleDecider::record`] after the inner service answers.
@@ -71,7 +71,8 @@ impl<S: fmt::Debug, D: ?Sized> fmt::Debug for ThrottleService<S, D> {
     }
 }
 
-fn content_length(h: &http::HeaderMap) -> u64 {
+/// `Content-Length` as a number (0 when absent or invalid), as the throttle accounts bytes.
+pub fn content_length(h: &http::HeaderMap) -> u64 {
     h.get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
@@ -114,19 +115,9 @@ where
                     request_bytes,
                 })
                 .await;
-            match decision {
-                Decision::Allow => {}
-                Decision::Deny { level, retry_after } => {
-                    return Ok(ApimError::Throttled { level, retry_after }.to_response());
-                }
-                Decision::Blocked => {
-                    return Ok(ApimError::BlockedByCondition(
-                        "request matches a block condition".into(),
-                    )
-                    .to_response());
-                }
+            if let Some(e) = decision.refusal() {
+                return Ok(e.to_response());
             }
-            // what record() needs outlives the request; headers are not kept (no copy per call)
             let method = req.method().clone();
             let uri = req.uri().clone();
             let res = inner.call(req).await?;

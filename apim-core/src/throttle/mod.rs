@@ -40,9 +40,9 @@ use http::{HeaderMap, Method, Uri};
 
 use crate::artifacts::RouteMatch;
 use crate::auth::AuthContext;
-use crate::ThrottleLevel;
+use crate::{ApimError, ThrottleLevel};
 
-pub use layer::{ThrottleLayer, ThrottleService};
+pub use layer::{content_length, ThrottleLayer, ThrottleService};
 
 /// What a decider may look at.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,21 @@ pub enum Decision {
     },
     /// Refused by a block condition (403 900805).
     Blocked,
+}
+
+impl Decision {
+    /// The error a refusing decision answers with (`None` for [`Decision::Allow`]).
+    pub fn refusal(self) -> Option<ApimError> {
+        match self {
+            Decision::Allow => None,
+            Decision::Deny { level, retry_after } => {
+                Some(ApimError::Throttled { level, retry_after })
+            }
+            Decision::Blocked => Some(ApimError::BlockedByCondition(
+                "request matches a block condition".into(),
+            )),
+        }
+    }
 }
 
 /// What happened to an admitted request, for post-response accounting.

@@ -124,14 +124,51 @@ impl Service<Request<GatewayBody>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<GatewayBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<GatewayBody>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            Ok(match forward(&shared, req).await {
-                Ok(res) => res,
+            let ext = req.extensions_mut();
+            let Some(route) = ext.remove::<RouteMatch>() else {
+                return Ok(ApimError::Internal("proxy called without a route".into()).to_response());
+            };
+            let auth = ext.remove::<Arc<AuthContext>>();
+            let transport = match ext.remove::<Transport>() {
+                Some(t) => t,
+                // a request that did not come through the listener (embedded use)
+                None => Transport {
+                    tls: false,
+                    client_ip: ext
+                        .get::<ClientAddr>()
+                        .and_then(|c| HeaderValue::try_from(c.0.ip().to_string()).ok()),
+                },
+            };
+            let res = forward(&shared, req, &route, auth.as_deref(), transport).await;
+            Ok(match res {
+                Ok(mut res) => {
+                    if let Some(auth) = auth {
+                        // for layers outside (analytics): who called
+                        res.extensions_mut().insert(auth);
+                    }
+                    res
+                }
                 Err(e) => e.to_response(),
             })
         })
+    }
+}
+
+impl Proxy {
+    /// Forwards `req` (routed to `route`, by the caller `auth`, over `transport`) to the
+    /// API's endpoint and streams the response back: what the service does, for a flow that
+    /// keeps the route and the caller at hand instead of in request extensions.
+    pub(crate) async fn forward(
+        &self,
+        req: Request<GatewayBody>,
+        route: &RouteMatch,
+        auth: Option<&AuthContext>,
+        transport: Transport,
+    ) -> Result<Response<GatewayBody>, ApimError> {
+        forward(&self.shared, req, route, auth, transport).await
     }
 }
 
@@ -182,13 +219,11 @@ fn classify(e: &pool::SendError) -> (ApimError, UpstreamError) {
 async fn forward(
     shared: &Shared,
     req: Request<GatewayBody>,
+    route: &RouteMatch,
+    auth: Option<&AuthContext>,
+    transport: Transport,
 ) -> Result<Response<GatewayBody>, ApimError> {
     let (mut parts, body) = req.into_parts();
-    let route = parts
-        .extensions
-        .remove::<RouteMatch>()
-        .ok_or_else(|| ApimError::Internal("proxy called without a route".into()))?;
-    let auth = parts.extensions.remove::<Arc<AuthContext>>();
     let api = &route.api.api;
 
     let limit = match api.max_request_body_bytes {
@@ -203,20 +238,12 @@ async fn forward(
     }
 
     let eps = shared.endpoints.get(&route.api);
-    let key_type = auth.as_ref().map_or(KeyType::Production, |a| a.key_type);
+    let key_type = auth.map_or(KeyType::Production, |a| a.key_type);
     let group = eps.group(key_type)?;
 
     let upgrade = upgrade::is_upgrade(&parts.headers);
-    let transport = parts.extensions.remove::<Transport>();
-    let tls = transport.as_ref().is_some_and(|t| t.tls);
-    let client_ip = match transport.and_then(|t| t.client_ip) {
-        Some(v) => Some(v),
-        // a request that did not come through the listener (embedded use)
-        None => parts
-            .extensions
-            .get::<ClientAddr>()
-            .and_then(|c| HeaderValue::try_from(c.0.ip().to_string()).ok()),
-    };
+    let tls = transport.tls;
+    let client_ip = transport.client_ip;
     let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -230,7 +257,7 @@ async fn forward(
         original_host,
         upgrade,
     );
-    if let (Some(jwt), Some(auth)) = (&shared.jwt, &auth) {
+    if let (Some(jwt), Some(auth)) = (&shared.jwt, auth) {
         parts
             .headers
             .insert(X_JWT_ASSERTION.clone(), jwt.sign(auth, api)?);
@@ -301,10 +328,6 @@ async fn forward(
                 }
                 let (mut rp, rb) = res.into_parts();
                 headers::strip_hop_by_hop(&mut rp.headers, switching);
-                if let Some(auth) = auth {
-                    // for layers outside (analytics): who called
-                    rp.extensions.insert(auth);
-                }
                 let body = if switching {
                     // the connection now belongs to the upgraded stream
                     GatewayBody::from(rb)

@@ -1,0 +1,263 @@
+//! [`Flow`]: the gateway's request flow (DESIGN §3) as one future.
+//!
+//! The steps are those of the tower layers an embedder stacks (`HygieneLayer`, `CorsLayer`,
+//! `RouteLayer`, `EventLayer`, `AuthLayer`, `ThrottleLayer`, [`Proxy`]) and call the same
+//! functions ([`check_request`], [`cors::preflight`], [`route`], [`authenticate`],
+//! [`Decision::refusal`]); the gateway runs them in one `async fn` instead of a stack of
+//! services. That keeps the route and the caller in local variables rather than request
+//! extensions, and the whole request in one future that the listener polls in place, where
+//! the stack costs a boxed future, a service clone and extension inserts per layer (measured
+//! in docs/benchmarks.md, decision 18 in docs/architecture.md).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use apim_core::artifacts::{route, ArtifactStore, RouteMatch};
+use apim_core::auth::{authenticate, AuthContext, ClientAddr, KeyValidator, RequestMeta};
+use apim_core::bus::{RequestRecord, RequestSink};
+use apim_core::throttle::{content_length, Outcome, ThrottleContext, ThrottleDecider};
+use apim_core::ApimError;
+use futures_util::future::BoxFuture;
+use http::{header, HeaderValue, Request, Response};
+use tower::Service;
+use tracing::Instrument as _;
+
+use crate::body::GatewayBody;
+use crate::cors;
+use crate::hygiene::check_request;
+use crate::metrics::Metrics;
+use crate::proxy::{Proxy, Transport};
+use crate::request_id::{RequestIds, X_REQUEST_ID};
+
+/// The connection a request came in on.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// The client's address (IP block conditions, throttling by IP).
+    pub peer: Option<SocketAddr>,
+    /// TLS and the client IP as `X-Forwarded-For` value.
+    pub transport: Transport,
+}
+
+impl Conn {
+    /// A connection from `peer`, TLS or not.
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        Conn {
+            peer: Some(peer),
+            transport: Transport::new(tls, peer),
+        }
+    }
+}
+
+/// The request flow: request id and timeout, hygiene, CORS, routing, authentication,
+/// throttling, proxying, metrics and analytics.
+pub struct Flow {
+    pub(crate) ids: RequestIds,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) timeout: Duration,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    pub(crate) validator: Arc<dyn KeyValidator>,
+    pub(crate) decider: Arc<dyn ThrottleDecider>,
+    pub(crate) sink: Option<Arc<dyn RequestSink>>,
+    pub(crate) proxy: Proxy,
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Flow {
+    /// Answers `req`, which came in on `conn`. Never fails: every refusal is a response
+    /// rendered by `ApimError::to_response`.
+    pub async fn handle(
+        self: Arc<Self>,
+        mut req: Request<GatewayBody>,
+        conn: Conn,
+    ) -> Response<GatewayBody> {
+        let start = Instant::now();
+        let id = self.ids.assign(req.headers_mut());
+        let span = tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = ?id,
+            status = tracing::field::Empty,
+        );
+        async move {
+            let (mut res, route) =
+                match tokio::time::timeout(self.timeout, self.run(req, conn)).await {
+                    Ok(x) => x,
+                    Err(_) => (
+                        ApimError::BackendTimeout(format!(
+                            "request not answered within {:?}",
+                            self.timeout
+                        ))
+                        .to_response(),
+                        None,
+                    ),
+                };
+            let status = res.status().as_u16();
+            tracing::Span::current().record("status", status);
+            let api = route.as_ref().map(|r| {
+                let a = &r.api.api;
+                (a.id.as_str(), a.context.as_str(), a.version.as_str())
+            });
+            self.metrics.request(api, status, start.elapsed());
+            res.headers_mut().insert(X_REQUEST_ID.clone(), id);
+            res
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The flow up to the response head; with the route when the request was routed.
+    async fn run(
+        &self,
+        req: Request<GatewayBody>,
+        conn: Conn,
+    ) -> (Response<GatewayBody>, Option<RouteMatch>) {
+        if let Err(e) = check_request(&req) {
+            let mut res = e.to_response();
+            // the connection's framing may be ambiguous: do not reuse it
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return (res, None);
+        }
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        if let Some(o) = &origin {
+            if let Some(res) = cors::preflight(&*self.artifacts, &req, o) {
+                return (res, None);
+            }
+        }
+        let route = match route(&*self.artifacts, &req) {
+            Ok(r) => r,
+            Err(e) => return (e.to_response(), None),
+        };
+        let analytics = self.sink.as_ref().map(|sink| {
+            (
+                sink,
+                Instant::now(),
+                req.method().to_string(),
+                req.uri().path().to_owned(),
+            )
+        });
+        let (mut res, auth) = self.admit_and_forward(req, &route, conn).await;
+        if let Some(o) = &origin {
+            cors::decorate_response(res.headers_mut(), &route, o);
+        }
+        if let Some((sink, start, method, path)) = analytics {
+            let api = &route.api.api;
+            sink.emit(RequestRecord {
+                time: apim_core::time::now_ms(),
+                method,
+                path,
+                api_id: Some(api.id.clone()),
+                api_context: Some(api.context.clone()),
+                application_id: auth.map(|a| a.application_id.clone()),
+                status: res.status().as_u16(),
+                latency: start.elapsed(),
+            });
+        }
+        (res, Some(route))
+    }
+
+    /// Authentication, throttling and the backend call of a routed request; with the caller
+    /// when it was authenticated.
+    async fn admit_and_forward(
+        &self,
+        req: Request<GatewayBody>,
+        route: &RouteMatch,
+        conn: Conn,
+    ) -> (Response<GatewayBody>, Option<Arc<AuthContext>>) {
+        let client_ip = conn.peer.map(|p| p.ip());
+        let meta = RequestMeta {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            client_ip,
+            route: Some(route),
+        };
+        let auth = match authenticate(&*self.validator, &meta).await {
+            Ok(a) => a,
+            Err(e) => return (e.to_response(), None),
+        };
+        let request_bytes = content_length(req.headers());
+        let decision = self
+            .decider
+            .decide(&ThrottleContext {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                client_ip,
+                route: Some(route),
+                auth: Some(&auth),
+                request_bytes,
+            })
+            .await;
+        if let Some(e) = decision.refusal() {
+            return (e.to_response(), Some(auth));
+        }
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let res = match self
+            .proxy
+            .forward(req, route, Some(&auth), conn.transport)
+            .await
+        {
+            Ok(res) => res,
+            Err(e) => e.to_response(),
+        };
+        let headers = http::HeaderMap::new();
+        self.decider.record(
+            &ThrottleContext {
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+                client_ip,
+                route: Some(route),
+                auth: Some(&auth),
+                request_bytes,
+            },
+            &Outcome {
+                status: res.status().as_u16(),
+                request_bytes,
+                response_bytes: content_length(res.headers()),
+            },
+        );
+        (res, Some(auth))
+    }
+}
+
+/// [`Flow`] as a tower service (what `Gateway::service` returns), for embedding and tests.
+/// The client's address comes from a [`ClientAddr`] request extension and TLS from a
+/// [`Transport`] extension, when present.
+#[derive(Debug, Clone)]
+pub struct FlowService(pub(crate) Arc<Flow>);
+
+impl Service<Request<GatewayBody>> for FlowService {
+    type Response = Response<GatewayBody>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<Response<GatewayBody>, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<GatewayBody>) -> Self::Future {
+        let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
+        let transport = req
+            .extensions_mut()
+            .remove::<Transport>()
+            .unwrap_or_else(|| Transport {
+                tls: false,
+                client_ip: peer.and_then(|p| HeaderValue::try_from(p.ip().to_string()).ok()),
+            });
+        let flow = self.0.clone();
+        Box::pin(async move { Ok(flow.handle(req, Conn { peer, transport }).await) })
+    }
+}
