@@ -89,18 +89,20 @@ impl Flow {
             status = tracing::field::Empty,
         );
         async move {
-            let (mut res, route) =
-                match tokio::time::timeout(self.timeout, self.run(req, conn)).await {
-                    Ok(x) => x,
-                    Err(_) => (
-                        ApimError::BackendTimeout(format!(
-                            "request not answered within {:?}",
-                            self.timeout
-                        ))
-                        .to_response(),
-                        None,
-                    ),
-                };
+            // one box for the flow (several KiB of state): what moves between here and
+            // hyper's dispatcher is then a pointer, not the whole future
+            let run = Box::pin(self.run(req, conn));
+            let (mut res, route) = match tokio::time::timeout(self.timeout, run).await {
+                Ok(x) => x,
+                Err(_) => (
+                    ApimError::BackendTimeout(format!(
+                        "request not answered within {:?}",
+                        self.timeout
+                    ))
+                    .to_response(),
+                    None,
+                ),
+            };
             let status = res.status().as_u16();
             tracing::Span::current().record("status", status);
             let api = route.as_ref().map(|r| {

@@ -177,24 +177,28 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
 }
 
 fn backend_uri(t: &Target, path: &str, query: Option<&str>) -> Result<Uri, ApimError> {
-    let mut pq = String::with_capacity(
-        t.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1) + 1,
-    );
-    pq.push_str(&t.base_path);
-    if !path.is_empty() && !path.starts_with('/') {
-        pq.push('/');
+    let slash = !path.is_empty() && !path.starts_with('/');
+    let empty = t.base_path.is_empty() && path.is_empty();
+    // the exact length: `Bytes` then takes the buffer over without another allocation
+    let len = t.base_path.len()
+        + usize::from(slash || empty)
+        + path.len()
+        + query.map_or(0, |q| q.len() + 1);
+    let mut pq = Vec::with_capacity(len);
+    pq.extend_from_slice(t.base_path.as_bytes());
+    if slash || empty {
+        pq.push(b'/');
     }
-    pq.push_str(path);
-    if pq.is_empty() {
-        pq.push('/');
-    }
+    pq.extend_from_slice(path.as_bytes());
     if let Some(q) = query {
-        pq.push('?');
-        pq.push_str(q);
+        pq.push(b'?');
+        pq.extend_from_slice(q.as_bytes());
     }
+    debug_assert_eq!(pq.len(), len);
     // origin-form: the connection is to the endpoint already, `Host` names it
-    Uri::try_from(pq)
-        .map_err(|e| ApimError::BadRequest(format!("cannot build the backend URL: {e}")))
+    let pq = http::uri::PathAndQuery::from_maybe_shared(Bytes::from(pq))
+        .map_err(|e| ApimError::BadRequest(format!("cannot build the backend URL: {e}")))?;
+    Ok(Uri::from(pq))
 }
 
 fn classify(e: &pool::SendError) -> (ApimError, UpstreamError) {

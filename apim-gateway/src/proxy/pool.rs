@@ -175,7 +175,9 @@ impl BackendPool {
                 },
             }
         }
-        let mut tx = self.connect(target).await?;
+        // boxed: opening a connection (TCP, maybe TLS) is the rare path, and its large future
+        // would otherwise be part of every request's future, copied as it moves
+        let mut tx = Box::pin(self.connect(target)).await?;
         let res = tx.send_request(req).await.map_err(SendError::Http)?;
         Ok((
             res,
