@@ -2,7 +2,8 @@
 //! `Access-Control-Request-Method`) are answered here, before routing: an API needs no
 //! `OPTIONS` resource to be callable from a browser, and the backend never sees the preflight.
 //! Other requests with an `Origin` get the `Access-Control-Allow-*` headers on their response
-//! (the route comes from the response's [`RouteMatch`] extension, see [`crate::echo`]).
+//! (in a layer stack, the route comes from the response's [`RouteMatch`] extension; the
+//! gateway's [`crate::flow`] calls [`preflight`] and [`decorate_response`] directly).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

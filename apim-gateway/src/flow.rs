@@ -1,13 +1,13 @@
 //! [`Flow`]: the gateway's request flow (DESIGN §3) as one future.
 //!
 //! The steps are those of the tower layers an embedder stacks (`HygieneLayer`, `CorsLayer`,
-//! `RouteLayer`, `EventLayer`, `AuthLayer`, `ThrottleLayer`, [`Proxy`]) and call the same
-//! functions ([`check_request`], [`cors::preflight`], [`route`], [`authenticate`],
-//! [`Decision::refusal`]); the gateway runs them in one `async fn` instead of a stack of
-//! services. That keeps the route and the caller in local variables rather than request
-//! extensions, and the whole request in one future that the listener polls in place, where
-//! the stack costs a boxed future, a service clone and extension inserts per layer (measured
-//! in docs/benchmarks.md, decision 18 in docs/architecture.md).
+//! `RouteLayer`, `EventLayer`, `AuthLayer`, `ThrottleLayer`, [`Proxy`]), and the flow calls
+//! the functions those layers call ([`check_request`], [`cors::preflight`], [`route`],
+//! [`authenticate`], [`Decision::refusal`](apim_core::throttle::Decision::refusal)). What it
+//! leaves out is the plumbing between layers: a boxed future and a service clone per layer, and
+//! the route and the caller passed through request extensions. Here they are local variables,
+//! the flow's state is boxed once, and the listener polls the flow's future in place (decision
+//! 18 in docs/architecture.md, measured in docs/benchmarks.md).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

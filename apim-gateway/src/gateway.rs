@@ -1,4 +1,4 @@
-//! [`Gateway`]: assembles the request flow into one tower service and runs its listeners.
+//! [`Gateway`]: assembles the request flow ([`crate::flow::Flow`]) and runs its listeners.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -143,7 +143,7 @@ impl GatewayBuilder {
     }
 }
 
-/// A gateway: the service stack, its artifacts and its observability handles.
+/// A gateway: the request flow, its artifacts and its observability handles.
 pub struct Gateway {
     config: Config,
     artifacts: Arc<dyn ArtifactStore>,

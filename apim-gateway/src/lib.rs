@@ -1,21 +1,22 @@
 //! # apim-gateway
 //!
-//! The data plane of apim-rs: a tower service stack that secures, throttles and proxies API
-//! calls, hyper listeners for it (HTTP/1.1, HTTP/2, TLS, WebSocket), and the artifact sync that
-//! keeps it current with the control plane.
+//! The data plane of apim-rs: the request flow that secures, throttles and proxies API calls,
+//! hyper listeners for it (HTTP/1.1, HTTP/2, TLS, WebSocket), and the artifact sync that keeps
+//! it current with the control plane.
 //!
-//! The request flow (outermost first), after WSO2's handler chain:
+//! The flow, in order, after WSO2's handler chain. [`flow::Flow`] runs the steps in one future;
+//! the layers named in the last column run the same steps as tower layers, for embedding.
 //!
-//! | layer | does | rejects with |
-//! |---|---|---|
-//! | [`edge::EdgeLayer`] | `X-Request-ID`, tracing span, request timeout, metrics | 504 101504 |
-//! | [`hygiene::HygieneLayer`] | path traversal and `Host` checks | 400 |
-//! | [`cors::CorsLayer`] | CORS preflight per API | — |
-//! | `RouteLayer` (core) | API, resource, lifecycle | 404 900906, 503 700700 |
-//! | `EventLayer` (core, optional) | analytics record per request | — |
-//! | `AuthLayer` (core) | credential, subscription, scopes | 401 900901/900902, 403 900908/900910 |
-//! | `ThrottleLayer` (core) | quotas, block conditions | 429 9008xx, 403 900805 |
-//! | [`proxy::Proxy`] | endpoint choice, streaming proxy | 413, 503 101503, 504 101504/101508 |
+//! | step | does | rejects with | as a layer |
+//! |---|---|---|---|
+//! | edge ([`flow`]) | `X-Request-ID`, tracing span, request timeout, metrics | 504 101504 | — |
+//! | [`hygiene`] | path traversal and `Host` checks | 400 | [`hygiene::HygieneLayer`] |
+//! | [`cors`] | CORS preflight per API, response headers | — | [`cors::CorsLayer`] |
+//! | route (core) | API, resource, lifecycle | 404 900906, 503 700700 | `RouteLayer` |
+//! | analytics (optional) | one record per request | — | `EventLayer` |
+//! | auth (core) | credential, subscription, scopes | 401 900901/900902, 403 900908/900910 | `AuthLayer` |
+//! | throttle (core) | quotas, block conditions | 429 9008xx, 403 900805 | `ThrottleLayer` |
+//! | [`proxy`] | endpoint choice, streaming proxy | 413, 503 101503, 504 101504/101508 | [`proxy::Proxy`] |
 //!
 //! Every rejection is rendered by `ApimError::to_response` (the one mapping).
 //!
