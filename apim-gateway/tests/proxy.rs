@@ -613,3 +613,96 @@ async fn backend_connections_are_reused_and_closed_ones_replaced() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
 }
+
+/// A backend that answers the first request on each connection and then, like a backend whose
+/// keep-alive timeout fires just as the next request arrives, reads the next request and
+/// closes without answering. Returns its URL, the connections it accepted and the request
+/// heads it read.
+async fn closing_backend() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(AtomicUsize::new(0));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let (a, h) = (accepted.clone(), heads.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut served = 0;
+                loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        h.fetch_add(1, Ordering::SeqCst);
+                        if served == 1 {
+                            return; // closes without an answer
+                        }
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                        served += 1;
+                        continue;
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted, heads)
+}
+
+#[tokio::test]
+async fn idempotent_request_is_resent_when_a_stale_pooled_connection_closes_unanswered() {
+    use std::sync::atomic::Ordering;
+    let (url, accepted, heads) = closing_backend().await;
+    let mut a = api("stale", "/stale", http_ep(&url));
+    a.operations
+        .push(serde_json::from_value(serde_json::json!({"verb": "POST", "target": "/*"})).unwrap());
+    let gw = gateway(vec![a], test_config()).await;
+    let auth = [("authorization", "Bearer good")];
+
+    let r = get(gw.addr, "/stale/1.0.0/x", &auth).await;
+    assert_eq!(status_of(&r), 200, "{r}");
+    // the pooled connection goes stale; the backend closes it as the next GET arrives
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = get(gw.addr, "/stale/1.0.0/x", &auth).await;
+    assert_eq!(
+        status_of(&r),
+        200,
+        "the GET is sent again on a new connection: {r}"
+    );
+    assert!(r.ends_with("ok"), "{r}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        heads.load(Ordering::SeqCst),
+        3,
+        "GET, GET (unanswered), GET again"
+    );
+
+    // a POST with a body is not sent twice: 503 101503
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = raw(
+        gw.addr,
+        b"POST /stale/1.0.0/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+          Authorization: Bearer good\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(status_of(&r), 503, "{r}");
+    assert_eq!(code_of(&r), Some(101503), "{r}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "no new connection for the POST"
+    );
+    assert_eq!(heads.load(Ordering::SeqCst), 4);
+}

@@ -10,7 +10,10 @@
 //!
 //! A pooled connection the backend closed while it was idle is detected before use
 //! (`is_closed`) or, if the close races the request, by hyper handing the unsent request back
-//! (`try_send_request`), which is then sent on a new connection.
+//! (`try_send_request`), which is then sent on a new connection. When the request did go out
+//! and the backend closed the connection without answering (its keep-alive timeout expiring
+//! at that moment), an idempotent request without a body is sent once more on a new
+//! connection, as nginx's `proxy_next_upstream error` does; other requests fail with 503.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +30,48 @@ use crate::endpoints::Target;
 
 /// Most idle connections kept per endpoint.
 const MAX_IDLE: usize = 1024;
+
+/// A pooled connection idle for longer than this may be closed by the backend (its keep-alive
+/// timeout) while a request is being written to it; such requests keep a copy for a resend.
+/// Under load connections are reused within microseconds and no copy is made.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// A copy of `req` to send again, when that is safe: an idempotent method (RFC 9110 §9.2.2)
+/// and no body.
+fn replay_copy(req: &Request<GatewayBody>) -> Option<Request<GatewayBody>> {
+    use http_body::Body as _;
+    if !req.method().is_idempotent() || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(GatewayBody::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// The backend closed (or reset) the connection after the request went out and before any
+/// response: what a keep-alive timeout racing the request looks like.
+fn closed_unanswered(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_closed() {
+        return true;
+    }
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        cur = err.source();
+    }
+    false
+}
 
 /// Why a backend exchange failed.
 #[derive(Debug)]
@@ -154,12 +199,20 @@ impl BackendPool {
         mut req: Request<GatewayBody>,
     ) -> Result<(Response<Incoming>, PoolReturn), SendError> {
         while let Some(IdleConn { mut tx, since }) = target.idle.pop() {
-            if tx.is_closed() || since.elapsed() > self.idle_timeout {
+            let idle = since.elapsed();
+            if tx.is_closed() || idle > self.idle_timeout {
                 continue;
             }
             if !tx.is_ready() && tx.ready().await.is_err() {
                 continue;
             }
+            // a backend may close a connection idle for a while just as the request goes out;
+            // an idempotent request without a body is then sent again on a new connection
+            let replay = if idle > STALE_AFTER {
+                replay_copy(&req)
+            } else {
+                None
+            };
             match tx.try_send_request(req).await {
                 Ok(res) => {
                     let back = PoolReturn {
@@ -171,7 +224,18 @@ impl BackendPool {
                 Err(mut e) => match e.take_message() {
                     // not sent: the connection went away meanwhile; try the next one
                     Some(r) => req = r,
-                    None => return Err(SendError::Http(e.into_error())),
+                    None => {
+                        let err = e.into_error();
+                        match replay {
+                            Some(r) if closed_unanswered(&err) => {
+                                tracing::debug!(endpoint = %target.url, error = %err,
+                                    "pooled connection closed before answering; sending again");
+                                req = r;
+                                break;
+                            }
+                            _ => return Err(SendError::Http(err)),
+                        }
+                    }
                 },
             }
         }
