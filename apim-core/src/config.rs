@@ -106,6 +106,11 @@ pub struct GatewayConfig {
     pub idle_timeout_ms: u64,
     /// Maximum concurrent connections.
     pub max_connections: usize,
+    /// Traffic runtimes: 0 (default) serves the traffic ports on the caller's tokio runtime;
+    /// N ≥ 1 runs N threads, each with its own single-threaded runtime, its own
+    /// `SO_REUSEPORT` listeners and its own backend connections, like nginx's worker
+    /// processes (see docs/gateway.md).
+    pub worker_threads: usize,
     /// Send a signed backend JWT in `X-JWT-Assertion`.
     pub backend_jwt: bool,
     /// PEM certificate chain; a development certificate is generated when unset.
@@ -220,6 +225,7 @@ impl Default for GatewayConfig {
             connect_timeout_ms: 5_000,
             idle_timeout_ms: 60_000,
             max_connections: 10_000,
+            worker_threads: 0,
             backend_jwt: false,
             tls_cert: None,
             tls_key: None,
@@ -378,6 +384,12 @@ impl Config {
             return Err(ApimError::config(
                 "database.max_connections",
                 "must be at least 1",
+            ));
+        }
+        if self.gateway.worker_threads > 1024 {
+            return Err(ApimError::config(
+                "gateway.worker_threads",
+                "must be at most 1024 (0 runs on the caller's runtime)",
             ));
         }
         if self.gateway.environments.is_empty() {
@@ -748,6 +760,10 @@ mod tests {
         assert_eq!(
             field_of(Config::from_toml_str("[gateway]\nhttp_prt = 1\n")),
             "gateway.http_prt"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("[gateway]\nworker_threads = 5000\n")),
+            "gateway.worker_threads"
         );
         assert_eq!(
             field_of(Config::from_toml_str("[gateway]\nhttp_port = 70000\n")),

@@ -243,6 +243,11 @@ impl EndpointRegistry {
         }
     }
 
+    /// How long a failing endpoint is suspended when it sets no `suspendDuration`.
+    pub fn default_suspend(&self) -> Duration {
+        self.default_suspend
+    }
+
     /// The endpoints of `api` (of exactly this deployed revision).
     pub fn get(&self, api: &Arc<DeployedApi>) -> Arc<ApiEndpoints> {
         {

@@ -72,6 +72,22 @@ impl std::fmt::Debug for Flow {
 }
 
 impl Flow {
+    /// The flow for another worker thread: shared artifacts, validator, decider, metrics and
+    /// analytics; its own request-id sequence and backend connections
+    /// ([`Proxy::for_worker`]).
+    pub fn for_worker(&self) -> Self {
+        Flow {
+            ids: RequestIds::new(),
+            metrics: self.metrics.clone(),
+            timeout: self.timeout,
+            artifacts: self.artifacts.clone(),
+            validator: self.validator.clone(),
+            decider: self.decider.clone(),
+            sink: self.sink.clone(),
+            proxy: self.proxy.for_worker(),
+        }
+    }
+
     /// Answers `req`, which came in on `conn`. Never fails: every refusal is a response
     /// rendered by `ApimError::to_response`.
     pub async fn handle(

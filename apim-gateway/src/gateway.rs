@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{BackendJwt, BackendPool, Proxy, ProxySettings};
 use crate::request_id::RequestIds;
 use crate::sync::Syncer;
+use crate::workers;
 
 /// The gateway's request flow as one service.
 pub type GatewayService =
@@ -242,7 +243,9 @@ impl Gateway {
 
     /// Binds the configured ports (HTTP, HTTPS, WS, WSS, with the port offset) and the admin
     /// listener at `admin`, returning the addresses and a future that serves until `shutdown`
-    /// and then drains.
+    /// and then drains. With `gateway.worker_threads` = N ≥ 1 the traffic ports are served by
+    /// N threads, each with its own single-threaded runtime and `SO_REUSEPORT` listeners
+    /// (started here); the admin listener runs on the caller's runtime.
     pub async fn bind(
         self: Arc<Self>,
         admin: Option<SocketAddr>,
@@ -254,46 +257,73 @@ impl Gateway {
             .parse()
             .map_err(|_| ApimError::config("bind_address", "must be an IP address"))?;
         let ports = self.config.ports();
-        let bind = |port: u16, field: &'static str| async move {
-            tokio::net::TcpListener::bind((ip, port))
-                .await
-                .map_err(|e| ApimError::config(field, format!("cannot bind {ip}:{port}: {e}")))
-        };
+        let workers = self.config.gateway.worker_threads;
         let tls = crate::tls::acceptor(&self.config)?;
-        let mut plain = vec![
-            bind(ports.gateway_http, "gateway.http_port").await?,
-            bind(ports.gateway_ws, "gateway.ws_port").await?,
-        ];
-        let mut secure = vec![
-            bind(ports.gateway_https, "gateway.https_port").await?,
-            bind(ports.gateway_wss, "gateway.wss_port").await?,
-        ];
+        // per port: one listener, or one per worker thread
+        let mut traffic = Vec::new();
+        for (port, field, secure) in [
+            (ports.gateway_http, "gateway.http_port", false),
+            (ports.gateway_ws, "gateway.ws_port", false),
+            (ports.gateway_https, "gateway.https_port", true),
+            (ports.gateway_wss, "gateway.wss_port", true),
+        ] {
+            let ls = workers::bind(SocketAddr::new(ip, port), workers)
+                .map_err(|e| ApimError::config(field, format!("cannot bind {ip}:{port}: {e}")))?;
+            traffic.push((ls, secure));
+        }
         let admin_listener = match admin {
             Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
                 ApimError::config("admin address", format!("cannot bind {a}: {e}"))
             })?),
             None => None,
         };
+        let first = |secure: bool| {
+            traffic
+                .iter()
+                .filter(move |(_, s)| *s == secure)
+                .filter_map(|(ls, _)| ls.first()?.local_addr().ok())
+                .collect()
+        };
         let addrs = Addresses {
-            http: plain.iter().filter_map(|l| l.local_addr().ok()).collect(),
-            https: secure.iter().filter_map(|l| l.local_addr().ok()).collect(),
+            http: first(false),
+            https: first(true),
             admin: admin_listener.as_ref().and_then(|l| l.local_addr().ok()),
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let run = async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            for (l, t) in plain
-                .drain(..)
-                .map(|l| (l, None))
-                .chain(secure.drain(..).map(|l| (l, Some(tls.clone()))))
-            {
-                let gw = self.clone();
-                let s = stop(rx.clone());
-                tasks.spawn(async move { gw.serve_on(l, t, s).await });
+        let stop = workers::stopped;
+        let limits = ConnLimits::from_config(&self.config.gateway);
+        let mut threads = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        if workers == 0 {
+            for (ls, secure) in traffic {
+                for l in ls {
+                    let gw = self.clone();
+                    let t = secure.then(|| tls.clone());
+                    let s = stop(rx.clone());
+                    tasks.spawn(async move { gw.serve_on(l, t, s).await });
+                }
             }
+        } else {
+            let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+            for (ls, secure) in traffic {
+                for (w, l) in ls.into_iter().enumerate() {
+                    per_worker[w].push((l, secure.then(|| tls.clone())));
+                }
+            }
+            for (i, listeners) in per_worker.into_iter().enumerate() {
+                let worker = workers::Worker {
+                    flow: Arc::new(self.flow.for_worker()),
+                    listeners,
+                    limits: limits.clone(),
+                    metrics: self.metrics.clone(),
+                };
+                let done = worker
+                    .spawn(i, rx.clone())
+                    .map_err(|e| ApimError::Internal(format!("cannot start a worker: {e}")))?;
+                threads.push(done);
+            }
+        }
+        let run = async move {
             if let Some(l) = admin_listener {
                 let router = self.admin_router();
                 let s = stop(rx.clone());
@@ -307,6 +337,9 @@ impl Gateway {
             tracing::info!("shutting down: draining in-flight requests");
             let _ = tx.send(true);
             while tasks.join_next().await.is_some() {}
+            for done in threads {
+                let _ = done.await;
+            }
         };
         Ok((addrs, run))
     }

@@ -57,6 +57,7 @@ pub mod proxy;
 pub mod request_id;
 pub mod sync;
 pub mod tls;
+mod workers;
 
 pub use body::GatewayBody;
 pub use gateway::{Addresses, AllowAll, Gateway, GatewayBuilder, GatewayService};

@@ -706,3 +706,102 @@ async fn idempotent_request_is_resent_when_a_stale_pooled_connection_closes_unan
     );
     assert_eq!(heads.load(Ordering::SeqCst), 4);
 }
+
+/// Waits up to 2 s for the number of threads named `prefix…` to become `n`; the count.
+async fn threads_become(prefix: &str, n: usize) -> usize {
+    let mut count = threads_named(prefix);
+    for _ in 0..40 {
+        if count == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        count = threads_named(prefix);
+    }
+    count
+}
+
+/// Threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with(prefix))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn worker_threads_serve_the_traffic_ports_and_drain_on_shutdown() {
+    let b = backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config();
+    cfg.data_dir = dir.path().to_path_buf();
+    cfg.bind_address = "127.0.0.1".into();
+    cfg.port_offset = 0;
+    cfg.gateway.http_port = 0;
+    cfg.gateway.https_port = 0;
+    cfg.gateway.ws_port = 0;
+    cfg.gateway.wss_port = 0;
+    cfg.gateway.worker_threads = 2;
+    let gw = build_gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addrs, serve) = gw
+        .clone()
+        .bind(None, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    let done = tokio::spawn(serve);
+    assert_eq!(
+        threads_become("apim-gateway-", 2).await,
+        2,
+        "two worker threads"
+    );
+
+    // many connections on both plain ports: the kernel spreads them over the workers
+    let auth = [("authorization", "Bearer good")];
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let addr = addrs.http[i % 2];
+        calls.push(tokio::spawn(async move {
+            get(addr, "/pizza/1.0.0/menu", &auth).await
+        }));
+    }
+    for c in calls {
+        let r = c.await.unwrap();
+        assert_eq!(status_of(&r), 200, "{r}");
+    }
+    assert_eq!(b.hits(), 40);
+    let r = get(addrs.http[0], "/pizza/1.0.0/menu", &[]).await;
+    assert_eq!(
+        code_of(&r),
+        Some(900902),
+        "the flow runs on the workers: {r}"
+    );
+    assert!(TcpStream::connect(addrs.https[0]).await.is_ok());
+
+    // a slow request in flight, then shutdown: it completes, new connections are refused,
+    // the workers end
+    let addr = addrs.http[0];
+    let inflight = tokio::spawn(async move { get(addr, "/pizza/1.0.0/slow", &auth).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(addr).await.is_err(), "listeners closed");
+    let r = inflight.await.unwrap();
+    assert_eq!(status_of(&r), 200, "in-flight request completed: {r}");
+    tokio::time::timeout(Duration::from_secs(5), done)
+        .await
+        .expect("drained within 5 s")
+        .unwrap();
+    assert_eq!(
+        threads_become("apim-gateway-", 0).await,
+        0,
+        "worker threads ended"
+    );
+}

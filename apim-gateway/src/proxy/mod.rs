@@ -76,7 +76,7 @@ struct Shared {
     pool: BackendPool,
     endpoints: Arc<EndpointRegistry>,
     metrics: Arc<Metrics>,
-    jwt: Option<BackendJwt>,
+    jwt: Option<Arc<BackendJwt>>,
     settings: ProxySettings,
 }
 
@@ -108,8 +108,24 @@ impl Proxy {
                 pool,
                 endpoints,
                 metrics,
-                jwt,
+                jwt: jwt.map(Arc::new),
                 settings,
+            }),
+        }
+    }
+
+    /// A proxy for another worker thread: the same settings, metrics and backend JWT key, its
+    /// own endpoint registry, so its backend connections (and the passive health it learns)
+    /// stay with that thread.
+    pub fn for_worker(&self) -> Self {
+        let s = &self.shared;
+        Proxy {
+            shared: Arc::new(Shared {
+                pool: s.pool.clone(),
+                endpoints: Arc::new(EndpointRegistry::new(s.endpoints.default_suspend())),
+                metrics: s.metrics.clone(),
+                jwt: s.jwt.clone(),
+                settings: s.settings.clone(),
             }),
         }
     }

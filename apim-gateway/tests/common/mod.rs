@@ -176,14 +176,14 @@ pub fn test_config() -> Config {
     c
 }
 
-/// Starts a gateway on 127.0.0.1:0 serving `apis`.
-pub async fn gateway(apis: Vec<Api>, config: Config) -> Running {
+/// A gateway serving `apis` with the test validator and decider (not listening yet).
+pub fn build_gateway(apis: Vec<Api>, config: Config) -> Arc<Gateway> {
     let artifacts = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
     artifacts.load(GatewayData {
         deployments: apis.into_iter().map(deployment).collect(),
         ..Default::default()
     });
-    let gw = Arc::new(
+    Arc::new(
         Gateway::builder()
             .config(config)
             .artifacts(artifacts)
@@ -192,7 +192,12 @@ pub async fn gateway(apis: Vec<Api>, config: Config) -> Running {
             .endpoint_suspension(Duration::from_secs(60))
             .build()
             .unwrap(),
-    );
+    )
+}
+
+/// Starts a gateway on 127.0.0.1:0 serving `apis`.
+pub async fn gateway(apis: Vec<Api>, config: Config) -> Running {
+    let gw = build_gateway(apis, config);
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
