@@ -58,12 +58,12 @@ fn data(backend: &str) -> Result<GatewayData, ApimError> {
     })
 }
 
-/// Runtime layout: `BENCH_RUNTIME=multi` is one multi-threaded tokio runtime with one listener
-/// (`TOKIO_WORKER_THREADS` workers); the default, `per-core`, is one current-thread runtime
-/// per core (`BENCH_THREADS`, default the available parallelism), each with its own
-/// `SO_REUSEPORT` listener and its own gateway service stack (so a request, its backend
-/// connection and the pooled client stay on one thread, like nginx's worker processes). The
-/// validator (with its token cache), the throttle counters and the artifacts are shared.
+/// Runtime layout: by default the gateway's `worker_threads` mode with one worker per core
+/// (`BENCH_THREADS` to choose): single-threaded runtimes with `SO_REUSEPORT` listeners and
+/// their own backend connections, as `gateway.worker_threads` configures it in the gateway
+/// profile. `BENCH_RUNTIME=multi` serves on one multi-threaded tokio runtime instead
+/// (`TOKIO_WORKER_THREADS` workers), as with `worker_threads = 0`. The validator (with its token
+/// cache), the throttle counters and the artifacts are shared in both.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().unwrap_or_else(|| "18280".into()).parse()?;
@@ -109,66 +109,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         artifacts.clone(),
     ));
     let decider: Arc<dyn ThrottleDecider> = Arc::new(LocalThrottle::new(artifacts.clone()));
-    let gateway = move || -> Result<Gateway, ApimError> {
-        let mut cfg = Config::default();
-        cfg.gateway.max_connections = 4096;
-        let gw = Gateway::builder()
-            .config(cfg)
-            .artifacts(artifacts.clone())
-            .validator(validator.clone())
-            .decider(decider.clone())
-            .build()?;
-        gw.readiness().set(true);
-        Ok(gw)
+    let multi = std::env::var("BENCH_RUNTIME").as_deref() == Ok("multi");
+    let workers = if multi {
+        0
+    } else {
+        std::env::var("BENCH_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
     };
+    let data_dir = std::env::temp_dir().join(format!("apim-bench-{}", std::process::id()));
+    let mut cfg = Config::default();
+    cfg.data_dir = data_dir.clone();
+    cfg.bind_address = "127.0.0.1".into();
+    cfg.gateway.http_port = port;
+    cfg.gateway.https_port = 0;
+    cfg.gateway.ws_port = 0;
+    cfg.gateway.wss_port = 0;
+    cfg.gateway.max_connections = 4096;
+    cfg.gateway.worker_threads = workers;
+    let gw = Arc::new(
+        Gateway::builder()
+            .config(cfg)
+            .artifacts(artifacts)
+            .validator(validator)
+            .decider(decider)
+            .build()?,
+    );
+    gw.readiness().set(true);
 
-    if std::env::var("BENCH_RUNTIME").as_deref() == Ok("multi") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = if multi {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()?;
-        return rt.block_on(async move {
-            let gw = gateway()?;
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-            println!("bench gateway (multi-thread runtime) on http://127.0.0.1:{port}/bench/1.0.0/ -> {backend}");
-            gw.serve_on(l, None, apim_gateway::listener::shutdown_signal())
-                .await;
-            Ok(())
-        });
-    }
-
-    let threads = std::env::var("BENCH_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut handles = Vec::new();
-    for i in 0..threads {
-        // bind all listeners before any serves, so a failure shows up at start
-        let socket = tokio::net::TcpSocket::new_v4()?;
-        socket.set_reuseaddr(true)?;
-        socket.set_reuseport(true)?;
-        socket.bind(addr)?;
-        let gw = gateway()?;
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("gateway-{i}"))
-                .spawn(move || -> std::io::Result<()> {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
-                    rt.block_on(async move {
-                        let l = socket.listen(1024)?;
-                        gw.serve_on(l, None, apim_gateway::listener::shutdown_signal())
-                            .await;
-                        Ok(())
-                    })
-                })?,
+            .build()?
+    } else {
+        // the traffic runs on the workers; this runtime only waits for the signal
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
+    let served: Result<(), ApimError> = rt.block_on(async move {
+        let (addrs, serve) = gw
+            .bind(None, apim_gateway::listener::shutdown_signal())
+            .await?;
+        let layout = if multi {
+            "one multi-threaded runtime".to_owned()
+        } else {
+            format!("{workers} worker threads")
+        };
+        println!(
+            "bench gateway ({layout}) on http://{}/bench/1.0.0/ -> {backend}",
+            addrs.http[0]
         );
-    }
-    println!("bench gateway ({threads} current-thread runtimes, SO_REUSEPORT) on http://127.0.0.1:{port}/bench/1.0.0/ -> {backend}");
-    for h in handles {
-        h.join().map_err(|_| "a gateway thread panicked")??;
-    }
+        serve.await;
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&data_dir);
+    served?;
     Ok(())
 }
