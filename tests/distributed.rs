@@ -152,7 +152,11 @@ fn distributed_deployment_end_to_end() {
         ("APIM_KEY_MANAGER_URL", km.clone()),
         ("APIM_TRAFFIC_MANAGER_REPORT_INTERVAL_MS", "100".into()),
     ];
-    let _gw1_proc = d.start("gateway", o_gw1, data.path(), &gw_env);
+    // gateway 1 serves on two worker threads (gateway.worker_threads), gateway 2 on the
+    // process's runtime: the behaviour asserted below holds for both
+    let mut gw1_env = gw_env.to_vec();
+    gw1_env.push(("APIM_GATEWAY_WORKER_THREADS", "2".into()));
+    let _gw1_proc = d.start("gateway", o_gw1, data.path(), &gw1_env);
     let mut gw2_proc = d.start("gateway", o_gw2, data.path(), &gw_env);
 
     // a 200-per-minute tier so the shared quota is quick to exhaust

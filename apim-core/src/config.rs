@@ -741,11 +741,13 @@ mod tests {
                 ("APIM_GATEWAY_ENVIRONMENTS", "Default, Internal"),
                 ("APIM_DATABASE_APIMGT_URL", "postgres://u:p@h/apimgtdb"),
                 ("APIM_TRAFFIC_MANAGER_FAIL_OPEN", "false"),
+                ("APIM_GATEWAY_WORKER_THREADS", "2"),
                 ("APIM_TEST_POSTGRES_URL", "ignored"),
             ]),
         )
         .unwrap();
         assert_eq!(c.ports().gateway_http, 9102);
+        assert_eq!(c.gateway.worker_threads, 2);
         assert_eq!(c.gateway.environments, vec!["Default", "Internal"]);
         assert_eq!(c.apimgt_url(), "postgres://u:p@h/apimgtdb");
         assert!(!c.traffic_manager.fail_open);
