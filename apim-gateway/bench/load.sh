@@ -7,10 +7,11 @@
 #   DURATION=5s CONNECTIONS=64 THREADS=2 bash apim-gateway/bench/load.sh
 #   REPEAT=5 bash apim-gateway/bench/load.sh              # rounds (a, b, c each), medians
 #   BENCH_RUNTIME=multi bash apim-gateway/bench/load.sh   # one multi-threaded runtime
-#   BENCH_THREADS=1 bash apim-gateway/bench/load.sh       # per-core runtimes: how many
+#   BENCH_THREADS=1 bash apim-gateway/bench/load.sh       # worker threads: how many
 #
-# The bench gateway runs one current-thread tokio runtime per core by default (SO_REUSEPORT
-# listeners, see examples/bench_gateway.rs); BENCH_RUNTIME / BENCH_THREADS are passed through.
+# The bench gateway serves through Gateway::bind with gateway.worker_threads = one per core by
+# default (single-threaded runtimes, SO_REUSEPORT listeners; see examples/bench_gateway.rs and
+# docs/gateway.md); BENCH_RUNTIME / BENCH_THREADS are passed through.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
