@@ -120,9 +120,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .max(1)
     };
     let data_dir = std::env::temp_dir().join(format!("apim-bench-{}", std::process::id()));
-    let mut cfg = Config::default();
-    cfg.data_dir = data_dir.clone();
-    cfg.bind_address = "127.0.0.1".into();
+    let mut cfg = Config {
+        data_dir: data_dir.clone(),
+        bind_address: "127.0.0.1".into(),
+        ..Config::default()
+    };
     cfg.gateway.http_port = port;
     cfg.gateway.https_port = 0;
     cfg.gateway.ws_port = 0;
