@@ -112,7 +112,8 @@ pub(crate) struct Inner {
     pub(crate) settings: KeyManagerSettings,
     keys: RwLock<Arc<KeyRing>>,
     jwks: JwksSource,
-    users: moka::future::Cache<String, User>,
+    /// Verified credentials (see [`KeyManager::verify_user`]).
+    users: moka::future::Cache<String, ()>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -205,22 +206,27 @@ impl KeyManager {
         Ok(())
     }
 
-    /// Checks a user's password, remembering a success briefly (PBKDF2 is slow on purpose);
-    /// the cache key is a hash of the credential, never the password.
+    /// Checks a user's password. A success is remembered (PBKDF2 is slow on purpose) under a
+    /// hash of the name, the password *and the stored password hash*, never the password
+    /// itself: the stored user is read every time, so a changed password, a deleted user or
+    /// new roles take effect at once, and only the PBKDF2 check is skipped.
     pub async fn verify_user(
         &self,
         username: &str,
         password: &str,
     ) -> Result<Option<User>, ApimError> {
-        let key = sha256_hex(format!("{username}\u{0}{password}").as_bytes());
-        if let Some(u) = self.inner.users.get(&key).await {
-            return Ok(Some(u));
+        let Some((user, hash)) = self.inner.store.user_with_password_hash(username).await? else {
+            return Ok(None);
+        };
+        let key = sha256_hex(format!("{username}\u{0}{password}\u{0}{hash}").as_bytes());
+        if self.inner.users.contains_key(&key) {
+            return Ok(Some(user));
         }
-        let user = self.inner.store.verify_user(username, password).await?;
-        if let Some(u) = &user {
-            self.inner.users.insert(key, u.clone()).await;
+        if !apim_core::store::password_matches(password, &hash).await? {
+            return Ok(None);
         }
-        Ok(user)
+        self.inner.users.insert(key, ()).await;
+        Ok(Some(user))
     }
 
     /// The HTTP endpoints: `/oauth2/{token,revoke,introspect,jwks,register,authorize}` and the

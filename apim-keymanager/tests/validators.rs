@@ -581,3 +581,63 @@ async fn basic_and_composite() {
         900901
     );
 }
+
+#[tokio::test]
+async fn basic_credentials_follow_password_and_role_changes_at_once() {
+    let (store, _d) = common::sqlite().await;
+    let km = common::key_manager(store.clone()).await;
+    store
+        .create_user("carol", "first-passw0rd", &["subscriber".into()], None)
+        .await
+        .unwrap();
+    let basic = BasicAuthValidator::new(Arc::new(km.clone()));
+    let req = |pw: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", common::basic("carol", pw).parse().unwrap());
+        Req {
+            headers,
+            uri: Uri::from_static("/"),
+            ip: None,
+        }
+    };
+    for _ in 0..2 {
+        // the second time from the remembered verification
+        let ctx = basic
+            .validate(&req("first-passw0rd").meta(None))
+            .await
+            .unwrap();
+        assert_eq!(ctx.end_user, "carol");
+        assert!(ctx.scopes.contains(&"subscriber".to_owned()));
+    }
+
+    store
+        .set_password("carol", "second-passw0rd")
+        .await
+        .unwrap();
+    assert_eq!(
+        err_code(basic.validate(&req("first-passw0rd").meta(None)).await),
+        900901,
+        "the old password stops working with the next request"
+    );
+    let ctx = basic
+        .validate(&req("second-passw0rd").meta(None))
+        .await
+        .unwrap();
+    assert_eq!(ctx.end_user, "carol");
+
+    store.set_roles("carol", &["creator".into()]).await.unwrap();
+    let ctx = basic
+        .validate(&req("second-passw0rd").meta(None))
+        .await
+        .unwrap();
+    assert!(
+        ctx.scopes.contains(&"creator".to_owned()),
+        "{:?}",
+        ctx.scopes
+    );
+    assert!(
+        !ctx.scopes.contains(&"subscriber".to_owned()),
+        "{:?}",
+        ctx.scopes
+    );
+}

@@ -46,6 +46,7 @@ pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
 pub use seed::{default_policies, SeedReport};
+pub use users::password_matches;
 
 /// Handle to the databases. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -77,21 +77,25 @@ impl Store {
         username: &str,
         password: &str,
     ) -> Result<Option<User>, ApimError> {
+        let Some((user, hash)) = self.user_with_password_hash(username).await? else {
+            return Ok(None);
+        };
+        Ok(password_matches(password, &hash).await?.then_some(user))
+    }
+
+    /// A user with the stored password hash, for callers that remember verified credentials:
+    /// keyed by the hash too, a remembered password stops working as soon as it is changed.
+    pub async fn user_with_password_hash(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String)>, ApimError> {
         let row = sqlx::query("SELECT password_hash, body FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(self.shared())
             .await?;
         let Some(row) = row else { return Ok(None) };
         let hash: String = row.try_get(0)?;
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| ApimError::Internal(format!("password check: {e}")))?;
-        if ok {
-            Ok(Some(from_row(&row, "body")?))
-        } else {
-            Ok(None)
-        }
+        Ok(Some((from_row(&row, "body")?, hash)))
     }
 
     /// Changes a user's password.
@@ -189,6 +193,14 @@ impl Store {
             .await?
             .is_some())
     }
+}
+
+/// Whether `password` matches the stored PBKDF2 `hash` (checked off the async runtime).
+pub async fn password_matches(password: &str, hash: &str) -> Result<bool, ApimError> {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApimError::Internal(format!("password check: {e}")))
 }
 
 async fn hash_off_runtime(password: String) -> Result<String, ApimError> {

@@ -1,12 +1,13 @@
 //! [`BasicAuthValidator`]: `Authorization: Basic` user credentials for APIs secured with Basic
-//! auth. PBKDF2 is slow on purpose, so successes are cached briefly by a hash of the credential.
+//! auth. It asks its [`UserVerifier`] every time, so a changed password, a removed user or new
+//! roles apply to the next request. Remembering verified credentials (PBKDF2 is slow on
+//! purpose) is the verifier's job: [`KeyManager`] does, keyed by the stored password hash too;
+//! a bare [`Store`] runs PBKDF2 on every call.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use apim_core::artifacts::RouteMatch;
 use apim_core::auth::{AuthContext, CredentialKind, KeyValidator, RequestMeta};
-use apim_core::crypto::sha256_hex;
 use apim_core::model::User;
 use apim_core::store::Store;
 use apim_core::ApimError;
@@ -38,7 +39,6 @@ impl UserVerifier for KeyManager {
 /// Validates HTTP Basic user credentials.
 pub struct BasicAuthValidator {
     users: Arc<dyn UserVerifier>,
-    cache: moka::future::Cache<String, Arc<AuthContext>>,
 }
 
 impl std::fmt::Debug for BasicAuthValidator {
@@ -48,20 +48,9 @@ impl std::fmt::Debug for BasicAuthValidator {
 }
 
 impl BasicAuthValidator {
-    /// A validator over `users`, remembering successes for 60 s.
+    /// A validator over `users` (a [`KeyManager`] remembers verified credentials).
     pub fn new(users: Arc<dyn UserVerifier>) -> Self {
-        Self::with_ttl(users, Duration::from_secs(60))
-    }
-
-    /// A validator remembering successes for `ttl`.
-    pub fn with_ttl(users: Arc<dyn UserVerifier>, ttl: Duration) -> Self {
-        BasicAuthValidator {
-            users,
-            cache: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .build(),
-        }
+        BasicAuthValidator { users }
     }
 
     fn check_scopes(ctx: &AuthContext, route: Option<&RouteMatch>) -> Result<(), ApimError> {
@@ -84,25 +73,18 @@ impl KeyValidator for BasicAuthValidator {
         let (user, pw) = basic_credentials(req.headers, false)
             .map_err(|_| ApimError::InvalidCredentials("malformed Basic credentials".into()))?
             .ok_or_else(|| ApimError::MissingCredentials("no Basic credentials".into()))?;
-        let key = sha256_hex(format!("{user}\u{0}{pw}").as_bytes());
-        let ctx = match self.cache.get(&key).await {
-            Some(c) => c,
-            None => {
-                let u = self.users.verify(&user, &pw).await?.ok_or_else(|| {
-                    ApimError::InvalidCredentials("invalid user credentials".into())
-                })?;
-                let mut scopes: Vec<String> =
-                    u.granted_scopes().into_iter().map(str::to_owned).collect();
-                scopes.extend(u.roles.iter().cloned());
-                let ctx = Arc::new(AuthContext {
-                    credential: CredentialKind::Basic,
-                    scopes,
-                    ..AuthContext::for_application("", &u.username)
-                });
-                self.cache.insert(key, ctx.clone()).await;
-                ctx
-            }
-        };
+        let u = self
+            .users
+            .verify(&user, &pw)
+            .await?
+            .ok_or_else(|| ApimError::InvalidCredentials("invalid user credentials".into()))?;
+        let mut scopes: Vec<String> = u.granted_scopes().into_iter().map(str::to_owned).collect();
+        scopes.extend(u.roles.iter().cloned());
+        let ctx = Arc::new(AuthContext {
+            credential: CredentialKind::Basic,
+            scopes,
+            ..AuthContext::for_application("", &u.username)
+        });
         Self::check_scopes(&ctx, req.route)?;
         Ok(ctx)
     }
