@@ -134,11 +134,13 @@ impl GatewayBuilder {
             sink: self.sink,
             proxy,
         });
+        let limits = ConnLimits::from_config(&config.gateway);
         Ok(Gateway {
             config,
             artifacts,
             metrics,
             ready: Arc::new(Readiness::new()),
+            limits,
             flow,
         })
     }
@@ -151,6 +153,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     ready: Arc<Readiness>,
     flow: Arc<Flow>,
+    /// Connection limits; one set of connection slots for every traffic listener.
+    limits: ConnLimits,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -234,7 +238,7 @@ impl Gateway {
             listener,
             self.flow.clone(),
             tls,
-            ConnLimits::from_config(&self.config.gateway),
+            self.limits.clone(),
             self.metrics.clone(),
             shutdown,
         )
@@ -291,7 +295,7 @@ impl Gateway {
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
         let stop = workers::stopped;
-        let limits = ConnLimits::from_config(&self.config.gateway);
+        let limits = self.limits.clone();
         let mut threads = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         if workers == 0 {

@@ -7,7 +7,10 @@
 //!   `Transfer-Encoding` → 400 by hyper's parser, before any service runs;
 //! - header read timeout and keep-alive idle timeout (`idle_timeout`): an idle HTTP/1
 //!   connection is closed when no new request head arrives in time;
-//! - `max_connections`: beyond it, accepting waits (back-pressure in the kernel backlog).
+//! - `max_connections`: beyond it, a listener holds the one connection it accepted until a slot
+//!   frees and accepts no more (back-pressure in the kernel backlog); the count is shared by
+//!   all listeners given the same [`ConnLimits`] (the gateway's traffic ports and worker
+//!   threads).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,6 +43,9 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// The connection slots (`max_connections` of them), shared by every listener (and
+    /// worker thread) given clones of these limits.
+    pub permits: Arc<Semaphore>,
 }
 
 impl ConnLimits {
@@ -50,6 +56,7 @@ impl ConnLimits {
             idle_timeout: Duration::from_millis(c.idle_timeout_ms),
             max_connections: c.max_connections.max(1),
             drain_timeout: Duration::from_millis(c.request_timeout_ms),
+            permits: Arc::new(Semaphore::new(c.max_connections.max(1))),
         }
     }
 }
@@ -81,16 +88,22 @@ pub async fn serve(
 ) {
     let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let permits = limits.permits.clone();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = &mut shutdown => break,
-        };
+        // accept, then take a slot: a listener waiting for connections holds no slot, so idle
+        // ports do not eat into the limit the others share; at most one accepted connection
+        // per listener waits for a slot, the rest wait in the kernel backlog
         let (stream, peer) = tokio::select! {
             x = accept(&listener) => x,
             () = &mut shutdown => break,
+        };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                () = &mut shutdown => break,
+            },
         };
         let _ = stream.set_nodelay(true);
         let flow = flow.clone();

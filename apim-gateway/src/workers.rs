@@ -61,7 +61,7 @@ pub(crate) struct Worker {
     pub(crate) flow: Arc<Flow>,
     /// One listener per traffic port, with the TLS acceptor for the secure ones.
     pub(crate) listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
-    /// Connection limits (`max_connections` applies per worker).
+    /// Connection limits (the connection slots are shared with the other workers).
     pub(crate) limits: ConnLimits,
     /// Shared metrics.
     pub(crate) metrics: Arc<Metrics>,

@@ -805,3 +805,92 @@ async fn worker_threads_serve_the_traffic_ports_and_drain_on_shutdown() {
         "worker threads ended"
     );
 }
+
+/// Sends a keep-alive GET on `s` and reads one response (Content-Length framed).
+async fn keep_alive_get(s: &mut TcpStream, path: &str) -> String {
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed early");
+        out.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn max_connections_is_one_limit_for_all_traffic_ports() {
+    let b = backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config();
+    cfg.data_dir = dir.path().to_path_buf();
+    cfg.bind_address = "127.0.0.1".into();
+    cfg.port_offset = 0;
+    cfg.gateway.http_port = 0;
+    cfg.gateway.https_port = 0;
+    cfg.gateway.ws_port = 0;
+    cfg.gateway.wss_port = 0;
+    cfg.gateway.max_connections = 2;
+    let gw = build_gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addrs, serve) = gw
+        .clone()
+        .bind(None, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    let done = tokio::spawn(serve);
+
+    // two open keep-alive connections, one on the HTTP port and one on the WS port
+    let mut first = TcpStream::connect(addrs.http[0]).await.unwrap();
+    assert_eq!(
+        status_of(&keep_alive_get(&mut first, "/pizza/1.0.0/menu").await),
+        200
+    );
+    let mut second = TcpStream::connect(addrs.http[1]).await.unwrap();
+    assert_eq!(
+        status_of(&keep_alive_get(&mut second, "/pizza/1.0.0/menu").await),
+        200
+    );
+
+    // a third waits in the kernel backlog: no answer while both are open
+    let mut third = TcpStream::connect(addrs.http[0]).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let r = keep_alive_get(&mut third, "/pizza/1.0.0/menu").await;
+        (r, third)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a third connection is not served");
+    assert_eq!(b.hits(), 2);
+
+    // one closes: the third is accepted and answered
+    drop(second);
+    let (r, _third) = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    assert_eq!(status_of(&r), 200, "{r}");
+    assert_eq!(b.hits(), 3);
+    drop(first);
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
+}
