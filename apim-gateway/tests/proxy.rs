@@ -739,24 +739,13 @@ async fn worker_threads_serve_the_traffic_ports_and_drain_on_shutdown() {
     let b = backend().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config();
-    cfg.data_dir = dir.path().to_path_buf();
-    cfg.bind_address = "127.0.0.1".into();
-    cfg.port_offset = 0;
-    cfg.gateway.http_port = 0;
-    cfg.gateway.https_port = 0;
-    cfg.gateway.ws_port = 0;
-    cfg.gateway.wss_port = 0;
     cfg.gateway.worker_threads = 2;
-    let gw = build_gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addrs, serve) = gw
-        .clone()
-        .bind(None, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    let done = tokio::spawn(serve);
+    let Bound { addrs, stop, done } = bind_gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        cfg,
+        dir.path(),
+    )
+    .await;
     assert_eq!(
         threads_become("apim-gateway-", 2).await,
         2,
@@ -841,24 +830,13 @@ async fn max_connections_is_one_limit_for_all_traffic_ports() {
     let b = backend().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config();
-    cfg.data_dir = dir.path().to_path_buf();
-    cfg.bind_address = "127.0.0.1".into();
-    cfg.port_offset = 0;
-    cfg.gateway.http_port = 0;
-    cfg.gateway.https_port = 0;
-    cfg.gateway.ws_port = 0;
-    cfg.gateway.wss_port = 0;
     cfg.gateway.max_connections = 2;
-    let gw = build_gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addrs, serve) = gw
-        .clone()
-        .bind(None, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    let done = tokio::spawn(serve);
+    let Bound { addrs, stop, done } = bind_gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        cfg,
+        dir.path(),
+    )
+    .await;
 
     // two open keep-alive connections, one on the HTTP port and one on the WS port
     let mut first = TcpStream::connect(addrs.http[0]).await.unwrap();

@@ -195,6 +195,38 @@ pub fn build_gateway(apis: Vec<Api>, config: Config) -> Arc<Gateway> {
     )
 }
 
+/// A gateway started with `Gateway::bind` on ephemeral ports (all four traffic ports, data dir
+/// `data` for the development certificate), as the profiles start it.
+pub struct Bound {
+    pub addrs: apim_gateway::Addresses,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// Binds a gateway serving `apis` with `config` on ephemeral ports under `data`.
+pub async fn bind_gateway(apis: Vec<Api>, mut config: Config, data: &std::path::Path) -> Bound {
+    config.data_dir = data.to_path_buf();
+    config.bind_address = "127.0.0.1".into();
+    config.port_offset = 0;
+    config.gateway.http_port = 0;
+    config.gateway.https_port = 0;
+    config.gateway.ws_port = 0;
+    config.gateway.wss_port = 0;
+    let gw = build_gateway(apis, config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addrs, serve) = gw
+        .bind(None, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    Bound {
+        addrs,
+        stop,
+        done: tokio::spawn(serve),
+    }
+}
+
 /// Starts a gateway on 127.0.0.1:0 serving `apis`.
 pub async fn gateway(apis: Vec<Api>, config: Config) -> Running {
     let gw = build_gateway(apis, config);
