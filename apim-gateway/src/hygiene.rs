@@ -81,12 +81,13 @@ pub fn check_host(host: &[u8]) -> Result<(), &'static str> {
         [] => true,
         [b':', digits @ ..] => {
             !digits.is_empty()
-                && digits.len() <= 5
-                && digits.iter().all(u8::is_ascii_digit)
                 && digits
                     .iter()
-                    .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
-                    <= 65535
+                    .try_fold(0u32, |n, &d| {
+                        let n = n * 10 + u32::from(d.wrapping_sub(b'0'));
+                        (d.is_ascii_digit() && n <= 65535).then_some(n)
+                    })
+                    .is_some()
         }
         _ => false,
     };
@@ -201,6 +202,78 @@ mod tests {
             "ctx",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The check before it worked on bytes: parse as an `Authority`, then look at the parts.
+    fn check_host_via_authority(host: &[u8]) -> bool {
+        let Ok(s) = std::str::from_utf8(host) else {
+            return false;
+        };
+        let Ok(a) = s.parse::<http::uri::Authority>() else {
+            return false;
+        };
+        if s.contains('@') || a.host().is_empty() {
+            return false;
+        }
+        let rest = s.get(a.host().len()..).unwrap_or("");
+        let port_ok = rest.is_empty()
+            || rest.strip_prefix(':').is_some_and(|p| {
+                !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok()
+            });
+        let h = a.host();
+        port_ok
+            && if h.starts_with('[') {
+                h.len() > 2 && h[1..h.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
+            } else {
+                h.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
+            }
+    }
+
+    #[test]
+    fn host_check_agrees_with_authority_parsing() {
+        // every string of up to 4 bytes over an alphabet of the interesting ones
+        let alphabet = b"a1.-_:[]@/ %9\xff".iter().copied().collect::<Vec<u8>>();
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut frontier = cases.clone();
+        for _ in 0..4 {
+            let next: Vec<Vec<u8>> = frontier
+                .iter()
+                .flat_map(|p| {
+                    alphabet.iter().map(move |&c| {
+                        let mut v = p.clone();
+                        v.push(c);
+                        v
+                    })
+                })
+                .collect();
+            cases.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for extra in [
+            "[::1]:8080",
+            "[::1]x",
+            "[::1]:",
+            "[::1]:65536",
+            "[fe80::1%25eth0]",
+            "h:65535",
+            "h:65536",
+            "h:00080",
+            "h:000080",
+            "xn--bcher-kva.example:443",
+            "a..b",
+            "[1.2.3.4]",
+        ] {
+            cases.push(extra.as_bytes().to_vec());
+        }
+        for c in &cases {
+            assert_eq!(
+                check_host(c).is_ok(),
+                check_host_via_authority(c),
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
         }
     }
 
