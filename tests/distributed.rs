@@ -342,10 +342,7 @@ fn distributed_deployment_end_to_end() {
     );
     eprintln!("revocation propagation: gw1 {r1:?}, gw2 {r2:?}");
     drop(gw2_again);
-    if let Some((_, mut nginx)) = lb {
-        let _ = nginx.kill();
-        let _ = nginx.wait();
-    }
+    drop(lb);
     let _ = backend.kill();
     let _ = backend.wait();
 }
@@ -357,7 +354,7 @@ fn nginx_from_docs(
     gw1: &str,
     gw2: &str,
     cp: &str,
-) -> Option<(String, std::process::Child)> {
+) -> Option<(String, Proc)> {
     if std::process::Command::new("nginx")
         .arg("-v")
         .output()
@@ -421,11 +418,16 @@ fn nginx_from_docs(
             "-c",
             p.join("nginx.conf").to_str().unwrap(),
             "-g",
-            "daemon off;",
+            // one process: killing it (also when the test fails) leaves no orphaned worker
+            "daemon off; master_process off;",
         ])
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("nginx");
+    let child = Proc {
+        child,
+        name: "nginx".into(),
+    };
     let url = format!("http://127.0.0.1:{lb_port}");
     within(Duration::from_secs(5), "nginx listens", || {
         status(&format!("{url}/"), None) != 0
