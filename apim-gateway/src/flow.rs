@@ -268,13 +268,7 @@ impl Service<Request<GatewayBody>> for FlowService {
 
     fn call(&mut self, mut req: Request<GatewayBody>) -> Self::Future {
         let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
-        let transport = req
-            .extensions_mut()
-            .remove::<Transport>()
-            .unwrap_or_else(|| Transport {
-                tls: false,
-                client_ip: peer.and_then(|p| HeaderValue::try_from(p.ip().to_string()).ok()),
-            });
+        let transport = Transport::take_from(req.extensions_mut());
         let flow = self.0.clone();
         Box::pin(async move { Ok(flow.handle(req, Conn { peer, transport }).await) })
     }

@@ -294,8 +294,6 @@ impl Gateway {
             admin: admin_listener.as_ref().and_then(|l| l.local_addr().ok()),
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let stop = workers::stopped;
-        let limits = self.limits.clone();
         let mut threads = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         if workers == 0 {
@@ -303,7 +301,7 @@ impl Gateway {
                 for l in ls {
                     let gw = self.clone();
                     let t = secure.then(|| tls.clone());
-                    let s = stop(rx.clone());
+                    let s = workers::stopped(rx.clone());
                     tasks.spawn(async move { gw.serve_on(l, t, s).await });
                 }
             }
@@ -318,7 +316,7 @@ impl Gateway {
                 let worker = workers::Worker {
                     flow: Arc::new(self.flow.for_worker()),
                     listeners,
-                    limits: limits.clone(),
+                    limits: self.limits.clone(),
                     metrics: self.metrics.clone(),
                 };
                 let done = worker
@@ -330,7 +328,7 @@ impl Gateway {
         let run = async move {
             if let Some(l) = admin_listener {
                 let router = self.admin_router();
-                let s = stop(rx.clone());
+                let s = workers::stopped(rx.clone());
                 tasks.spawn(async move {
                     if let Err(e) = axum::serve(l, router).with_graceful_shutdown(s).await {
                         tracing::warn!(error = %e, "admin listener failed");

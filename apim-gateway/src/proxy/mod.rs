@@ -59,6 +59,18 @@ impl Transport {
             client_ip: HeaderValue::try_from(peer.ip().to_string()).ok(),
         }
     }
+
+    /// The transport a request carries in its extensions (the listener puts it there), taken
+    /// out; for a request that did not come through the listener (embedded use), a plain one
+    /// from its [`ClientAddr`], if any.
+    pub fn take_from(ext: &mut http::Extensions) -> Self {
+        ext.remove::<Transport>().unwrap_or_else(|| Transport {
+            tls: false,
+            client_ip: ext
+                .get::<ClientAddr>()
+                .and_then(|c| HeaderValue::try_from(c.0.ip().to_string()).ok()),
+        })
+    }
 }
 
 pub use pool::BackendPool;
@@ -148,16 +160,7 @@ impl Service<Request<GatewayBody>> for Proxy {
                 return Ok(ApimError::Internal("proxy called without a route".into()).to_response());
             };
             let auth = ext.remove::<Arc<AuthContext>>();
-            let transport = match ext.remove::<Transport>() {
-                Some(t) => t,
-                // a request that did not come through the listener (embedded use)
-                None => Transport {
-                    tls: false,
-                    client_ip: ext
-                        .get::<ClientAddr>()
-                        .and_then(|c| HeaderValue::try_from(c.0.ip().to_string()).ok()),
-                },
-            };
+            let transport = Transport::take_from(ext);
             let res = forward(&shared, req, &route, auth.as_deref(), transport).await;
             Ok(match res {
                 Ok(mut res) => {
@@ -218,17 +221,11 @@ fn backend_uri(t: &Target, path: &str, query: Option<&str>) -> Result<Uri, ApimE
 }
 
 fn classify(e: &pool::SendError) -> (ApimError, UpstreamError) {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return (
-                    ApimError::BackendConnectTimeout(e.to_string()),
-                    UpstreamError::ConnectTimeout,
-                );
-            }
-        }
-        cur = err.source();
+    if pool::io_error_kind(e) == Some(std::io::ErrorKind::TimedOut) {
+        return (
+            ApimError::BackendConnectTimeout(e.to_string()),
+            UpstreamError::ConnectTimeout,
+        );
     }
     (
         ApimError::BackendUnavailable(e.to_string()),

@@ -57,20 +57,27 @@ fn closed_unanswered(e: &hyper::Error) -> bool {
     if e.is_incomplete_message() || e.is_closed() {
         return true;
     }
-    let mut cur = std::error::Error::source(e);
+    matches!(
+        io_error_kind(e),
+        Some(
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        )
+    )
+}
+
+/// The kind of the first I/O error in `e`'s source chain (`e` included).
+pub(crate) fn io_error_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::UnexpectedEof
-            );
+            return Some(io.kind());
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 /// Why a backend exchange failed.
