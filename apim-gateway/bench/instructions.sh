@@ -6,6 +6,8 @@
 # 8 connections, and the total instruction count is divided by the requests served.
 #
 #   bash apim-gateway/bench/instructions.sh            # from the workspace root
+#   GATEWAY_BIN=/path/to/bench_gateway bash ...        # measure a given build (A/B)
+#   CALLGRIND_OUT=/tmp/cg.out bash ...                  # keep the profile (callgrind_annotate)
 #
 # Note: valgrind emulates no SHA extensions, so ring's SHA-256 (the token cache key) runs its
 # AVX code path here and counts ~17,000 instructions per request that SHA-NI hardware does in
@@ -32,8 +34,10 @@ if ! need wrk || ! need nginx || ! need valgrind; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-(cd "$ROOT" && cargo build --release -q -p apim-gateway --example bench_gateway)
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway"
+if [ -z "${GATEWAY_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release -q -p apim-gateway --example bench_gateway)
+fi
+BIN="${GATEWAY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway}"
 
 # shellcheck source=backend.sh
 . "$(dirname "$0")/backend.sh"
@@ -60,6 +64,7 @@ dump=$(ls "$WORK"/cg.out* | tail -1)
 ann=$(callgrind_annotate --auto=no "$dump" 2>/dev/null)
 total=$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' <<<"$ann")
 sha=$(awk '/sha256_block_data_order/ {gsub(",", "", $1); s += $1} END {print s + 0}' <<<"$ann")
+[ -n "${CALLGRIND_OUT:-}" ] && cp "$dump" "$CALLGRIND_OUT"
 echo "requests measured: $n"
 echo "user-space instructions per request: $((total / n))"
 echo "  without SHA-256 of the token (see the note above): $(((total - sha) / n))"

@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
-use crate::proxy::pool::PoolReturn;
+use crate::proxy::client::BackendBody;
 
 /// Boxed error of a body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -30,7 +30,7 @@ enum Kind {
     Full(Option<Bytes>),
     Incoming(Incoming),
     /// A backend response; the connection goes back to its pool at the body's end.
-    Backend(Incoming, Option<PoolReturn>),
+    Backend(BackendBody),
     Boxed(BoxBody<Bytes, BoxError>),
 }
 
@@ -46,7 +46,7 @@ impl fmt::Debug for GatewayBody {
         let kind = match self.kind {
             Kind::Full(_) => "full",
             Kind::Incoming(_) => "incoming",
-            Kind::Backend(..) => "backend",
+            Kind::Backend(_) => "backend",
             Kind::Boxed(_) => "boxed",
         };
         f.debug_struct("GatewayBody")
@@ -73,21 +73,6 @@ impl GatewayBody {
         use http_body_util::BodyExt;
         GatewayBody {
             kind: Kind::Boxed(body.map_err(Into::into).boxed()),
-            limit: None,
-        }
-    }
-
-    /// A backend response body that hands its connection back to the pool when it ends
-    /// (at once when it is already empty).
-    pub(crate) fn from_backend(body: Incoming, back: PoolReturn) -> Self {
-        let back = if body.is_end_stream() {
-            back.give_back();
-            None
-        } else {
-            Some(back)
-        };
-        GatewayBody {
-            kind: Kind::Backend(body, back),
             limit: None,
         }
     }
@@ -135,6 +120,15 @@ impl From<Incoming> for GatewayBody {
     }
 }
 
+impl From<BackendBody> for GatewayBody {
+    fn from(b: BackendBody) -> Self {
+        GatewayBody {
+            kind: Kind::Backend(b),
+            limit: None,
+        }
+    }
+}
+
 impl Body for GatewayBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -156,25 +150,10 @@ impl Body for GatewayBody {
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             },
-            Kind::Backend(b, back) => match Pin::new(&mut *b).poll_frame(cx) {
-                Poll::Ready(Some(Err(e))) => {
-                    back.take();
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-                Poll::Ready(Some(Ok(f))) => {
-                    if b.is_end_stream() {
-                        if let Some(r) = back.take() {
-                            r.give_back();
-                        }
-                    }
-                    f
-                }
-                Poll::Ready(None) => {
-                    if let Some(r) = back.take() {
-                        r.give_back();
-                    }
-                    return Poll::Ready(None);
-                }
+            Kind::Backend(b) => match Pin::new(b).poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Ok(f))) => f,
+                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             },
             Kind::Boxed(b) => match Pin::new(b).poll_frame(cx) {
@@ -195,7 +174,8 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
-            Kind::Incoming(b) | Kind::Backend(b, _) => b.is_end_stream(),
+            Kind::Incoming(b) => b.is_end_stream(),
+            Kind::Backend(b) => b.is_end_stream(),
             Kind::Boxed(b) => b.is_end_stream(),
         }
     }
@@ -203,7 +183,8 @@ impl Body for GatewayBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Incoming(b) | Kind::Backend(b, _) => b.size_hint(),
+            Kind::Incoming(b) => b.size_hint(),
+            Kind::Backend(b) => b.size_hint(),
             Kind::Boxed(b) => b.size_hint(),
         }
     }

@@ -9,6 +9,8 @@
 //! known length up to 64 KiB, which is then buffered).
 
 mod backend_jwt;
+pub mod client;
+pub mod framing;
 pub mod headers;
 pub mod pool;
 mod upgrade;
@@ -73,7 +75,10 @@ impl Transport {
     }
 }
 
+pub use client::SendError;
 pub use pool::BackendPool;
+
+use client::Answer;
 
 /// Settings of the proxy.
 #[derive(Debug, Clone)]
@@ -220,7 +225,7 @@ fn backend_uri(t: &Target, path: &str, query: Option<&str>) -> Result<Uri, ApimE
     Ok(Uri::from(pq))
 }
 
-fn classify(e: &pool::SendError) -> (ApimError, UpstreamError) {
+fn classify(e: &SendError) -> (ApimError, UpstreamError) {
     if pool::io_error_kind(e) == Some(std::io::ErrorKind::TimedOut) {
         return (
             ApimError::BackendConnectTimeout(e.to_string()),
@@ -328,7 +333,7 @@ async fn forward(
         };
         out.headers_mut().insert(header::HOST, target.host.clone());
         let timeout = target.timeout.unwrap_or(shared.settings.timeout);
-        match tokio::time::timeout(timeout, shared.pool.send(target, out)).await {
+        match tokio::time::timeout(timeout, shared.pool.send(target, out, upgrade)).await {
             Err(_) => {
                 target.mark_failure();
                 shared.metrics.upstream_error(UpstreamError::Timeout);
@@ -337,31 +342,37 @@ async fn forward(
                     target.url
                 )));
             }
-            Ok(Ok((mut res, back))) => {
+            Ok(Ok(Answer::Response(mut rp, body))) => {
                 target.mark_success();
-                let switching = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                if let (true, Some(client)) = (switching, client_upgrade.take()) {
-                    upgrade::splice(client, hyper::upgrade::on(&mut res));
+                headers::strip_hop_by_hop(&mut rp.headers, false);
+                return Ok(Response::from_parts(rp, GatewayBody::from(body)));
+            }
+            Ok(Ok(Answer::Upgrade(mut rp, conn))) => {
+                target.mark_success();
+                headers::strip_hop_by_hop(&mut rp.headers, true);
+                match client_upgrade.take() {
+                    Some(client) => upgrade::splice(client, conn),
+                    None => {
+                        return Err(ApimError::BackendUnavailable(
+                            "the backend switched protocols for a request that cannot be upgraded"
+                                .into(),
+                        ))
+                    }
                 }
-                let (mut rp, rb) = res.into_parts();
-                headers::strip_hop_by_hop(&mut rp.headers, switching);
-                let body = if switching {
-                    // the connection now belongs to the upgraded stream
-                    GatewayBody::from(rb)
+                return Ok(Response::from_parts(rp, GatewayBody::empty()));
+            }
+            Ok(Err(SendError::Body(e))) => {
+                // the client's side: no fault of the endpoint
+                return Err(if is_body_too_large(e.as_ref()) {
+                    ApimError::PayloadTooLarge(format!("the request body exceeds {limit} bytes"))
                 } else {
-                    GatewayBody::from_backend(rb, back)
-                };
-                return Ok(Response::from_parts(rp, body));
+                    ApimError::BadRequest(format!("the request body could not be read: {e}"))
+                });
             }
             Ok(Err(e)) => {
-                if is_body_too_large(&e) {
-                    return Err(ApimError::PayloadTooLarge(format!(
-                        "the request body exceeds {limit} bytes"
-                    )));
-                }
                 let (err, kind) = classify(&e);
                 shared.metrics.upstream_error(kind);
-                if matches!(e, pool::SendError::Connect(_)) {
+                if matches!(e, SendError::Connect(_)) {
                     target.mark_failure();
                     last_err = Some(err);
                     continue;

@@ -6,6 +6,8 @@ use http::{header, HeaderMap};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use super::client::BackendConn;
+
 /// Whether the request asks for a protocol upgrade (`Connection: upgrade` + `Upgrade`).
 pub(crate) fn is_upgrade(h: &HeaderMap) -> bool {
     h.contains_key(header::UPGRADE)
@@ -17,19 +19,17 @@ pub(crate) fn is_upgrade(h: &HeaderMap) -> bool {
         })
 }
 
-/// Copies bytes both ways between the upgraded client and backend connections until either
-/// side closes.
-pub(crate) fn splice(client: OnUpgrade, backend: OnUpgrade) {
+/// Once the client's connection is upgraded (after the `101` went out), copies bytes both
+/// ways between it and the backend's until either side closes.
+pub(crate) fn splice(client: OnUpgrade, backend: BackendConn) {
     tokio::spawn(async move {
-        let (c, b) = tokio::join!(client, backend);
-        match (c, b) {
-            (Ok(c), Ok(b)) => {
-                let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
-                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
+        match client.await {
+            Ok(c) => {
+                if let Err(e) = super::client::splice(TokioIo::new(c), backend).await {
                     tracing::debug!(error = %e, "upgraded connection ended");
                 }
             }
-            (c, b) => tracing::debug!(client = c.is_ok(), backend = b.is_ok(), "upgrade failed"),
+            Err(e) => tracing::debug!(error = %e, "client upgrade failed"),
         }
     });
 }
