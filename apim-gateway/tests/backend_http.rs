@@ -1015,3 +1015,27 @@ async fn early_response_while_the_request_body_is_sent() {
         &r.raw[..r.raw.len().min(400)]
     );
 }
+
+#[tokio::test]
+async fn stalled_response_body_is_aborted_after_the_endpoint_timeout() {
+    // the head and 3 of 10 body bytes, then nothing (the connection stays open)
+    let b = scripted(vec![vec![
+        w("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"),
+        Step::Sleep(30_000),
+    ]])
+    .await;
+    let mut ep = http_ep(&b.url);
+    ep["production_endpoints"]["config"] = serde_json::json!({"actionDuration": 300});
+    let gw = gateway(vec![api("b", "/b", ep)], test_config()).await;
+    let started = std::time::Instant::now();
+    let raw = send(gw.addr, &request("GET", "/slow", "", b"")).await;
+    let waited = started.elapsed();
+    let r = parse(&raw, false);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(!r.complete, "the body is cut off, not completed: {}", r.raw);
+    assert_eq!(r.text(), "abc");
+    assert!(
+        waited < Duration::from_secs(3),
+        "aborted after the 300 ms endpoint timeout, not held open: {waited:?}"
+    );
+}

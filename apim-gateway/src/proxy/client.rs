@@ -19,6 +19,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
@@ -29,6 +30,7 @@ use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::framing::{self, Chunked, Decoded, Framing};
 
@@ -201,14 +203,22 @@ pub(crate) struct Outbound {
     upgrade: bool,
     /// The body has begun to go out (a failed write may then have an early answer).
     body_started: bool,
+    /// Longest wait for the next bytes of the response body.
+    read_timeout: Duration,
     /// Idempotent and without a body: safe to send again.
     pub(crate) replayable: bool,
 }
 
 impl Outbound {
     /// Encodes `parts` (origin-form URI, `Host` set, hop-by-hop headers removed) for `body`;
-    /// with `upgrade` a `101` answer is expected and accepted.
-    pub(crate) fn new(parts: &request::Parts, body: GatewayBody, upgrade: bool) -> Self {
+    /// with `upgrade` a `101` answer is expected and accepted. The response body fails when
+    /// the backend sends nothing for `read_timeout` (nginx's `proxy_read_timeout`).
+    pub(crate) fn new(
+        parts: &request::Parts,
+        body: GatewayBody,
+        upgrade: bool,
+        read_timeout: Duration,
+    ) -> Self {
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let method = parts.method.as_str();
         let mut size = method.len() + pq.len() + 40;
@@ -256,6 +266,7 @@ impl Outbound {
             head_request: parts.method == http::Method::HEAD,
             upgrade,
             body_started: false,
+            read_timeout,
         }
     }
 }
@@ -322,7 +333,7 @@ impl BackendConn {
         if parts.status == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(Answer::Upgrade(parts, self));
         }
-        let body = BackendBody::new(self, framing, reusable, home.clone());
+        let body = BackendBody::new(self, framing, reusable, home.clone(), out.read_timeout);
         Ok(Answer::Response(parts, body))
     }
 
@@ -546,6 +557,9 @@ pub struct BackendBody {
     conn: Option<BackendConn>,
     reusable: bool,
     home: Arc<Target>,
+    read_timeout: Duration,
+    /// Armed when a read has to wait (a response that arrived whole never needs it).
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl std::fmt::Debug for BackendBody {
@@ -558,7 +572,13 @@ impl std::fmt::Debug for BackendBody {
 }
 
 impl BackendBody {
-    fn new(conn: BackendConn, framing: Framing, reusable: bool, home: Arc<Target>) -> Self {
+    fn new(
+        conn: BackendConn,
+        framing: Framing,
+        reusable: bool,
+        home: Arc<Target>,
+        read_timeout: Duration,
+    ) -> Self {
         let reading = match framing {
             Framing::Empty => Reading::Length(0),
             Framing::Length(n) => Reading::Length(n),
@@ -570,6 +590,8 @@ impl BackendBody {
             conn: Some(conn),
             reusable,
             home,
+            read_timeout,
+            deadline: None,
         };
         if matches!(body.reading, Reading::Length(0)) {
             body.finish();
@@ -622,10 +644,29 @@ impl BackendBody {
                 }
             }
             conn.buf.reserve(READ_CHUNK);
-            let n = {
+            let read = {
                 let read = conn.io.read_buf(&mut conn.buf);
-                let read = std::pin::pin!(read);
-                ready!(read.poll(cx))?
+                std::pin::pin!(read).poll(cx)
+            };
+            let n = match read {
+                Poll::Ready(r) => {
+                    if let Some(d) = self.deadline.as_mut() {
+                        d.as_mut().reset(Instant::now() + self.read_timeout);
+                    }
+                    r?
+                }
+                Poll::Pending => {
+                    let timeout = self.read_timeout;
+                    let deadline = self
+                        .deadline
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    ready!(deadline.as_mut().poll(cx));
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the backend sent no response data for {timeout:?}"),
+                    ))));
+                }
             };
             if n == 0 {
                 if matches!(self.reading, Reading::UntilClose) {

@@ -333,7 +333,7 @@ async fn forward(
         };
         out.headers_mut().insert(header::HOST, target.host.clone());
         let timeout = target.timeout.unwrap_or(shared.settings.timeout);
-        match tokio::time::timeout(timeout, shared.pool.send(target, out, upgrade)).await {
+        match tokio::time::timeout(timeout, shared.pool.send(target, out, upgrade, timeout)).await {
             Err(_) => {
                 target.mark_failure();
                 shared.metrics.upstream_error(UpstreamError::Timeout);

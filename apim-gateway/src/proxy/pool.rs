@@ -120,15 +120,17 @@ impl BackendPool {
 
     /// Sends `req` (origin-form URI, `Host` set, hop-by-hop headers removed; with `upgrade`
     /// a protocol upgrade) to `target` on an idle connection or a new one, and reads the
-    /// response head.
+    /// response head. The response body fails if the backend then sends nothing for
+    /// `read_timeout`.
     pub(crate) async fn send(
         &self,
         target: &Arc<Target>,
         req: Request<GatewayBody>,
         upgrade: bool,
+        read_timeout: Duration,
     ) -> Result<Answer, SendError> {
         let (parts, body) = req.into_parts();
-        let mut out = Outbound::new(&parts, body, upgrade);
+        let mut out = Outbound::new(&parts, body, upgrade, read_timeout);
         while let Some(IdleConn { conn, since }) = target.idle.pop() {
             if since.elapsed() > self.idle_timeout || !conn.looks_open() {
                 continue;
