@@ -8,6 +8,7 @@
 #   REPEAT=5 bash apim-gateway/bench/load.sh              # rounds (a, b, c each), medians
 #   BENCH_RUNTIME=multi bash apim-gateway/bench/load.sh   # one multi-threaded runtime
 #   BENCH_THREADS=1 bash apim-gateway/bench/load.sh       # worker threads: how many
+#   GATEWAY_BIN=/path/to/bench_gateway bash ...           # a given build (A/B), no cargo
 #
 # The bench gateway serves through Gateway::bind with gateway.worker_threads = one per core by
 # default (single-threaded runtimes, SO_REUSEPORT listeners; see examples/bench_gateway.rs and
@@ -40,9 +41,11 @@ if ! need wrk || ! need nginx; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "building the bench gateway (release)..."
-(cd "$ROOT" && cargo build --release -q -p apim-gateway --example bench_gateway)
-GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway"
+if [ -z "${GATEWAY_BIN:-}" ]; then
+  echo "building the bench gateway (release)..."
+  (cd "$ROOT" && cargo build --release -q -p apim-gateway --example bench_gateway)
+  GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway"
+fi
 
 # two nginx instances: the backend (a fixed 200 answer) and, as a separate process like the
 # gateway, a plain reverse proxy to it (sharing one nginx would let the proxy hand requests to
