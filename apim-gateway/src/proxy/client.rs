@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
-use http::{header, request, response, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+use http::{header, response, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use hyper_rustls::MaybeHttpsStream;
@@ -210,29 +210,42 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    /// Encodes `parts` (origin-form URI, `Host` set, hop-by-hop headers removed) for `body`;
-    /// with `upgrade` a `101` answer is expected and accepted. The response body fails when
-    /// the backend sends nothing for `read_timeout` (nginx's `proxy_read_timeout`).
+    /// Encodes a request for `target`: `method`, the request target `target.base_path` +
+    /// `resource` (+ `?query`) in origin-form, `Host` naming the endpoint, then `headers`
+    /// (hop-by-hop ones already removed; any `Host` or `Expect` among them is left out) and
+    /// `body`. With `upgrade` a `101` answer is expected and accepted. The response body
+    /// fails when the backend sends nothing for `read_timeout` (nginx's `proxy_read_timeout`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        parts: &request::Parts,
+        method: &Method,
+        target: &Target,
+        resource: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
         body: GatewayBody,
         upgrade: bool,
         read_timeout: Duration,
     ) -> Self {
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let method = parts.method.as_str();
-        let mut size = method.len() + pq.len() + 40;
-        for (k, v) in &parts.headers {
+        let method_name = method.as_str();
+        let mut size = method_name.len()
+            + target.base_path.len()
+            + resource.len()
+            + query.map_or(0, str::len)
+            + target.host.len()
+            + 64;
+        for (k, v) in headers {
             size += k.as_str().len() + v.len() + 4;
         }
         let mut head = Vec::with_capacity(size);
-        head.extend_from_slice(method.as_bytes());
+        head.extend_from_slice(method_name.as_bytes());
         head.push(b' ');
-        head.extend_from_slice(pq.as_bytes());
-        head.extend_from_slice(b" HTTP/1.1\r\n");
+        request_target(&mut head, &target.base_path, resource, query);
+        head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        head.extend_from_slice(target.host.as_bytes());
+        head.extend_from_slice(b"\r\n");
         let mut declared = None;
-        for (k, v) in &parts.headers {
-            if k == header::EXPECT {
+        for (k, v) in headers {
+            if k == header::HOST || k == header::EXPECT {
                 continue;
             }
             if k == header::CONTENT_LENGTH {
@@ -261,13 +274,29 @@ impl Outbound {
         Outbound {
             head,
             framing,
-            replayable: empty && parts.method.is_idempotent(),
+            replayable: empty && method.is_idempotent(),
             body: (!empty).then_some(body),
-            head_request: parts.method == http::Method::HEAD,
+            head_request: method == Method::HEAD,
             upgrade,
             body_started: false,
             read_timeout,
         }
+    }
+}
+
+/// Appends the origin-form request target: the endpoint's base path, then `resource` (with a
+/// `/` between them when it has none; `/` alone when both are empty), then `?query`. The
+/// pieces come from parsed URIs (the endpoint's and the client's), so the result is one too.
+fn request_target(out: &mut Vec<u8>, base_path: &str, resource: &str, query: Option<&str>) {
+    out.extend_from_slice(base_path.as_bytes());
+    let slash = !resource.is_empty() && !resource.starts_with('/');
+    if slash || (base_path.is_empty() && resource.is_empty()) {
+        out.push(b'/');
+    }
+    out.extend_from_slice(resource.as_bytes());
+    if let Some(q) = query {
+        out.push(b'?');
+        out.extend_from_slice(q.as_bytes());
     }
 }
 
@@ -447,7 +476,9 @@ impl BackendConn {
 
 /// Parses a response head at the start of `buf` — the answer to a HEAD request when
 /// `head_request`, to an upgrade request when `upgrade` — into its parts, its body's framing
-/// and whether the connection may be reused afterwards. On success the head is split off `buf`
+/// and whether the connection may be reused afterwards. The parts are ready for the client:
+/// hop-by-hop fields (RFC 9110 §7.6.1, and any `Connection` names) are left out; a `101`
+/// keeps `Upgrade` and gets `Connection: upgrade`. On success the head is split off `buf`
 /// (the header values share its bytes). `Ok(None)`: incomplete, read more. An invalid head is
 /// an [`io::ErrorKind::InvalidData`] error saying what is wrong.
 pub fn parse_response_head(
@@ -499,20 +530,33 @@ pub fn parse_response_head(
         )));
     }
     let mut close = version == Version::HTTP_10;
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     // where each field sits in the head (offsets < MAX_HEAD), so the values can share the
-    // head's bytes
+    // head's bytes; hop-by-hop fields (RFC 9110 §7.6.1) are not kept for the client
     let base = buf.as_ptr() as usize;
     let mut spans = [[0u32; 4]; MAX_HEADERS];
+    let mut keep = 0u128;
+    let mut connection_names = false;
     let count = res.headers.len();
-    for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
-        if h.name.eq_ignore_ascii_case("connection") {
+    for (i, (span, h)) in spans.iter_mut().zip(res.headers.iter()).enumerate() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
             for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    if version == Version::HTTP_10 {
+                        close = false;
+                    }
+                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"upgrade") {
+                    connection_names = true;
                 }
             }
+        }
+        let hop = super::headers::is_hop_by_hop(name)
+            && !(switching && name.eq_ignore_ascii_case(b"upgrade"));
+        if !hop {
+            keep |= 1 << i;
         }
         let at = |p: *const u8| (p as usize - base) as u32;
         let (name, value) = (at(h.name.as_ptr()), at(h.value.as_ptr()));
@@ -525,13 +569,32 @@ pub fn parse_response_head(
     }
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
-    for &[ns, ne, vs, ve] in &spans[..count] {
+    for (i, &[ns, ne, vs, ve]) in spans[..count].iter().enumerate() {
+        if keep & (1 << i) == 0 {
+            continue;
+        }
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne])
             .map_err(|_| invalid("invalid header name from the backend"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
             .map_err(|_| invalid("invalid header value from the backend"))?;
         headers.append(name, value);
+    }
+    if connection_names {
+        // the fields `Connection` names are hop-by-hop too
+        for &[ns, ne, vs, ve] in &spans[..count] {
+            if !head[ns as usize..ne as usize].eq_ignore_ascii_case(b"connection") {
+                continue;
+            }
+            for token in head[vs as usize..ve as usize].split(|b| *b == b',') {
+                if let Ok(name) = HeaderName::from_bytes(token.trim_ascii()) {
+                    headers.remove(name);
+                }
+            }
+        }
+    }
+    if switching {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = status;
@@ -777,6 +840,46 @@ mod tests {
                 .unwrap();
             assert_eq!(got.2, reusable, "{}", String::from_utf8_lossy(head));
         }
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_not_kept_for_the_client() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nKeep-Alive: timeout=5\r\n\
+               X-Private: secret\r\nUpgrade: h2c\r\nTrailer: x\r\nProxy-Authenticate: Basic\r\n\
+               Transfer-Encoding: chunked\r\nX-Kept: yes\r\n\r\n"[..],
+        );
+        let (parts, framing, reusable) = parse_response_head(&mut buf, false, false)
+            .unwrap()
+            .unwrap();
+        let names: Vec<_> = parts.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+        assert_eq!(framing, Framing::Chunked);
+        assert!(reusable);
+
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+               Sec-WebSocket-Accept: x\r\n\r\n"[..],
+        );
+        let (parts, _, _) = parse_response_head(&mut buf, false, true).unwrap().unwrap();
+        assert_eq!(parts.headers["upgrade"], "websocket");
+        assert_eq!(parts.headers["connection"], "upgrade");
+        assert_eq!(parts.headers["sec-websocket-accept"], "x");
+    }
+
+    #[test]
+    fn request_target_joins_base_path_resource_and_query() {
+        let t = |base: &str, resource: &str, query: Option<&str>| {
+            let mut out = Vec::new();
+            request_target(&mut out, base, resource, query);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(t("", "", None), "/");
+        assert_eq!(t("", "/a", Some("x=1")), "/a?x=1");
+        assert_eq!(t("/api", "", None), "/api");
+        assert_eq!(t("/api", "/a/b", None), "/api/a/b");
+        assert_eq!(t("/api", "a", Some("")), "/api/a?");
+        assert_eq!(t("", "", Some("q")), "/?q");
     }
 
     /// Mutations of valid answers (bytes flipped, cut, repeated): never a panic; whatever

@@ -14,6 +14,14 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Whether a field name, as received, is hop-by-hop (the fixed list above, and `Upgrade`).
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"upgrade")
+        || HOP_BY_HOP
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+}
+
 /// `x-forwarded-for`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `x-forwarded-proto`.

@@ -26,7 +26,7 @@ use apim_core::model::KeyType;
 use apim_core::ApimError;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{header, HeaderValue, Request, Response, Uri};
+use http::{header, HeaderValue, Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tower::Service;
@@ -34,7 +34,7 @@ use tower::Service;
 pub use backend_jwt::BackendJwt;
 
 use crate::body::{is_body_too_large, GatewayBody};
-use crate::endpoints::{EndpointRegistry, Target};
+use crate::endpoints::EndpointRegistry;
 use crate::metrics::{Metrics, UpstreamError};
 
 /// Bodies up to this size are buffered when another endpoint may have to be tried.
@@ -78,7 +78,7 @@ impl Transport {
 pub use client::SendError;
 pub use pool::BackendPool;
 
-use client::Answer;
+use client::{Answer, Outbound};
 
 /// Settings of the proxy.
 #[derive(Debug, Clone)]
@@ -200,31 +200,6 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-fn backend_uri(t: &Target, path: &str, query: Option<&str>) -> Result<Uri, ApimError> {
-    let slash = !path.is_empty() && !path.starts_with('/');
-    let empty = t.base_path.is_empty() && path.is_empty();
-    // the exact length: `Bytes` then takes the buffer over without another allocation
-    let len = t.base_path.len()
-        + usize::from(slash || empty)
-        + path.len()
-        + query.map_or(0, |q| q.len() + 1);
-    let mut pq = Vec::with_capacity(len);
-    pq.extend_from_slice(t.base_path.as_bytes());
-    if slash || empty {
-        pq.push(b'/');
-    }
-    pq.extend_from_slice(path.as_bytes());
-    if let Some(q) = query {
-        pq.push(b'?');
-        pq.extend_from_slice(q.as_bytes());
-    }
-    debug_assert_eq!(pq.len(), len);
-    // origin-form: the connection is to the endpoint already, `Host` names it
-    let pq = http::uri::PathAndQuery::from_maybe_shared(Bytes::from(pq))
-        .map_err(|e| ApimError::BadRequest(format!("cannot build the backend URL: {e}")))?;
-    Ok(Uri::from(pq))
-}
-
 fn classify(e: &SendError) -> (ApimError, UpstreamError) {
     if pool::io_error_kind(e) == Some(std::io::ErrorKind::TimedOut) {
         return (
@@ -317,23 +292,23 @@ async fn forward(
 
     let mut last_err = None;
     for target in group.candidates() {
-        let uri = backend_uri(target, resource, query)?;
         let body = match stream.take() {
             Some(s) => s,
             None if replayable => GatewayBody::from(buffered.clone()),
             None => break,
         };
-        let mut out = Request::new(body);
-        *out.method_mut() = parts.method.clone();
-        *out.uri_mut() = uri;
-        *out.headers_mut() = if replayable {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
-        };
-        out.headers_mut().insert(header::HOST, target.host.clone());
         let timeout = target.timeout.unwrap_or(shared.settings.timeout);
-        match tokio::time::timeout(timeout, shared.pool.send(target, out, upgrade, timeout)).await {
+        let out = Outbound::new(
+            &parts.method,
+            target,
+            resource,
+            query,
+            &parts.headers,
+            body,
+            upgrade,
+            timeout,
+        );
+        match tokio::time::timeout(timeout, shared.pool.send(target, out)).await {
             Err(_) => {
                 target.mark_failure();
                 shared.metrics.upstream_error(UpstreamError::Timeout);
@@ -342,14 +317,12 @@ async fn forward(
                     target.url
                 )));
             }
-            Ok(Ok(Answer::Response(mut rp, body))) => {
+            Ok(Ok(Answer::Response(rp, body))) => {
                 target.mark_success();
-                headers::strip_hop_by_hop(&mut rp.headers, false);
                 return Ok(Response::from_parts(rp, GatewayBody::from(body)));
             }
-            Ok(Ok(Answer::Upgrade(mut rp, conn))) => {
+            Ok(Ok(Answer::Upgrade(rp, conn))) => {
                 target.mark_success();
-                headers::strip_hop_by_hop(&mut rp.headers, true);
                 match client_upgrade.take() {
                     Some(client) => upgrade::splice(client, conn),
                     None => {

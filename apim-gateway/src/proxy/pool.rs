@@ -16,14 +16,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{Request, Uri};
+use http::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt as _;
 
 pub use super::client::SendError;
 use super::client::{self, Answer, BackendConn, BackendIo, Outbound};
-use crate::body::GatewayBody;
 use crate::endpoints::Target;
 
 /// Most idle connections kept per endpoint.
@@ -118,19 +117,13 @@ impl BackendPool {
         }
     }
 
-    /// Sends `req` (origin-form URI, `Host` set, hop-by-hop headers removed; with `upgrade`
-    /// a protocol upgrade) to `target` on an idle connection or a new one, and reads the
-    /// response head. The response body fails if the backend then sends nothing for
-    /// `read_timeout`.
+    /// Sends `out` to `target` on an idle connection or a new one, and reads the response
+    /// head.
     pub(crate) async fn send(
         &self,
         target: &Arc<Target>,
-        req: Request<GatewayBody>,
-        upgrade: bool,
-        read_timeout: Duration,
+        mut out: Outbound,
     ) -> Result<Answer, SendError> {
-        let (parts, body) = req.into_parts();
-        let mut out = Outbound::new(&parts, body, upgrade, read_timeout);
         while let Some(IdleConn { conn, since }) = target.idle.pop() {
             if since.elapsed() > self.idle_timeout || !conn.looks_open() {
                 continue;
