@@ -176,11 +176,7 @@ where
         .headers()
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())?;
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let host = apim_core::artifacts::request_host(req);
     let m = artifacts.resolve(&method, host, req.uri().path()).ok()?;
     let cfg = &m.api.api.cors_configuration;
     if !cfg.cors_configuration_enabled {

@@ -103,10 +103,38 @@ pub fn route<A, B>(artifacts: &A, req: &Request<B>) -> Result<RouteMatch, ApimEr
 where
     A: ArtifactStore + ?Sized,
 {
-    let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+    artifacts.resolve(req.method(), request_host(req), req.uri().path())
+}
+
+/// The host a request is for, as routing sees it: the URI's authority when there is one
+/// (HTTP/2, and the absolute form, where RFC 9112 §3.2.2 says `Host` is ignored), else `Host`.
+pub fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
         req.headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-    });
-    artifacts.resolve(req.method(), host, req.uri().path())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_host_prefers_the_uri_authority_over_host() {
+        let req = Request::builder()
+            .uri("http://api.example.com/shop/1.0/items")
+            .header(header::HOST, "other.example.com")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&req), Some("api.example.com"));
+        let req = Request::builder()
+            .uri("/shop/1.0/items")
+            .header(header::HOST, "other.example.com:8280")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&req), Some("other.example.com:8280"));
+        let req = Request::builder().uri("/x").body(()).unwrap();
+        assert_eq!(request_host(&req), None);
+    }
 }

@@ -33,7 +33,7 @@ use crate::model::{Api, Operation};
 use crate::uri_template::UriTemplate;
 use crate::ApimError;
 
-pub use layer::{route, RouteLayer, RouteService};
+pub use layer::{request_host, route, RouteLayer, RouteService};
 pub use memory::InMemoryArtifacts;
 pub use router::ApiRouter;
 pub use snapshot::{ArtifactSnapshot, GatewayData};
