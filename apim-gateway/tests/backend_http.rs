@@ -67,6 +67,11 @@ impl Scripted {
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// The connection each request came on, in order.
+    fn conns(&self) -> Vec<usize> {
+        self.seen().iter().map(|s| s.conn).collect()
+    }
 }
 
 async fn scripted(answers: Vec<Vec<Step>>) -> Scripted {
@@ -422,7 +427,7 @@ async fn chunked_response_with_extension_and_trailer_is_delivered_and_connection
         1,
         "the chunked responses left the connection reusable"
     );
-    let conns: Vec<usize> = b.seen().iter().map(|s| s.conn).collect();
+    let conns = b.conns();
     assert_eq!(conns, [0, 0, 0]);
 }
 
@@ -473,7 +478,7 @@ async fn content_length_response_in_pieces_and_connection_close_is_not_reused() 
         2,
         "a response with Connection: close leaves its connection unused"
     );
-    let conns: Vec<usize> = b.seen().iter().map(|s| s.conn).collect();
+    let conns = b.conns();
     assert_eq!(conns, [0, 0, 1]);
 }
 
@@ -662,7 +667,7 @@ async fn stray_bytes_after_a_response_make_its_connection_unusable() {
     let r = call(&gw, "GET", "/g3").await;
     assert_eq!((r.status, r.text().as_str()), (200, "fresh3"), "{}", r.raw);
     assert_eq!(b.accepted(), 4);
-    let conns: Vec<usize> = b.seen().iter().map(|s| s.conn).collect();
+    let conns = b.conns();
     assert_eq!(conns, [0, 1, 1, 2, 2, 3]);
 }
 
@@ -958,7 +963,7 @@ async fn half_closed_idle_connection_gets_no_request() {
     let r = call(&gw, "GET", "/two").await;
     assert_eq!((r.status, r.text().as_str()), (200, "again"), "{}", r.raw);
     assert_eq!(b.accepted(), 2);
-    let conns: Vec<usize> = b.seen().iter().map(|s| s.conn).collect();
+    let conns = b.conns();
     assert_eq!(
         conns,
         [0, 1],
