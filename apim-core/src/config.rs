@@ -117,6 +117,9 @@ pub struct GatewayConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates trusted for `https` backends besides the public (webpki) roots:
+    /// a private CA or a self-signed backend (WSO2's client trust store).
+    pub backend_ca_file: Option<PathBuf>,
 }
 
 /// Traffic Manager settings.
@@ -229,6 +232,7 @@ impl Default for GatewayConfig {
             backend_jwt: false,
             tls_cert: None,
             tls_key: None,
+            backend_ca_file: None,
         }
     }
 }
@@ -636,6 +640,7 @@ fn find_key<'a>(defaults: &'a toml::Table, key: &str) -> Option<(Option<&'a str>
         ("server", "tls_key"),
         ("gateway", "tls_cert"),
         ("gateway", "tls_key"),
+        ("gateway", "backend_ca_file"),
         ("traffic_manager", "redis_url"),
         ("key_manager", "issuer"),
         ("key_manager", "url"),

@@ -114,8 +114,16 @@ impl GatewayBuilder {
             None
         };
         let timeout = Duration::from_millis(g.request_timeout_ms);
+        let roots = match &g.backend_ca_file {
+            Some(path) => crate::tls::backend_roots(path)?,
+            None => Vec::new(),
+        };
+        let pool = BackendPool::with_roots(Duration::from_millis(g.connect_timeout_ms), &roots)
+            .map_err(|e| {
+                ApimError::config("gateway.backend_ca_file", format!("not a usable CA: {e}"))
+            })?;
         let proxy = Proxy::new(
-            BackendPool::new(Duration::from_millis(g.connect_timeout_ms)),
+            pool,
             Arc::new(EndpointRegistry::new(self.suspend)),
             metrics.clone(),
             jwt,

@@ -43,6 +43,19 @@ pub fn acceptor_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor,
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
+/// The CA certificates of `gateway.backend_ca_file` (PEM), for TLS to backends.
+pub fn backend_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, ApimError> {
+    const FIELD: &str = "gateway.backend_ca_file";
+    let pem = read(FIELD, path)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApimError::config(FIELD, format!("not a PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(ApimError::config(FIELD, "no certificate in the file"));
+    }
+    Ok(certs)
+}
+
 fn read(field: &str, p: &Path) -> Result<Vec<u8>, ApimError> {
     std::fs::read(p)
         .map_err(|e| ApimError::config(field, format!("cannot read {}: {e}", p.display())))

@@ -1044,3 +1044,97 @@ async fn stalled_response_body_is_aborted_after_the_endpoint_timeout() {
         "aborted after the 300 ms endpoint timeout, not held open: {waited:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// https backends
+// ---------------------------------------------------------------------------------------
+
+/// An https backend with a self-signed certificate for 127.0.0.1 (hyper serving "tls"); its
+/// port, its certificate file and how many connections it accepted.
+async fn tls_backend(dir: &std::path::Path) -> (u16, std::path::PathBuf, Arc<AtomicUsize>) {
+    let (cert, key) = apim_gateway::tls::ensure_dev_cert(dir, "localhost").unwrap();
+    let acceptor = apim_gateway::tls::acceptor_from_pem(
+        &std::fs::read(&cert).unwrap(),
+        &std::fs::read(&key).unwrap(),
+    )
+    .unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(s).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"tls")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (port, cert, accepted)
+}
+
+#[tokio::test]
+async fn https_backend_trusted_through_backend_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, cert, accepted) = tls_backend(dir.path()).await;
+    let url = format!("https://127.0.0.1:{port}");
+
+    let mut config = test_config();
+    config.gateway.backend_ca_file = Some(cert.clone());
+    let gw = gateway(vec![api("b", "/b", http_ep(&url))], config).await;
+    for i in 0..3 {
+        let raw = send(gw.addr, &request("GET", "/x", "", b"")).await;
+        let r = parse(&raw, false);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "tls"),
+            "request {i}: {}",
+            r.raw
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the TLS connection was pooled and reused"
+    );
+
+    // without the CA the backend's certificate is not trusted: 503, nothing served
+    let gw = gateway(vec![api("b", "/b", http_ep(&url))], test_config()).await;
+    let raw =
+        String::from_utf8_lossy(&send(gw.addr, &request("GET", "/x", "", b"")).await).into_owned();
+    assert_eq!(status_of(&raw), 503, "{raw}");
+    assert_eq!(code_of(&raw), Some(101503), "{raw}");
+    assert!(!raw.ends_with("tls"), "{raw}");
+}
+
+#[test]
+fn backend_ca_file_that_is_not_a_certificate_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("ca.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    for path in [bad, dir.path().join("missing.pem")] {
+        let mut config = test_config();
+        config.gateway.backend_ca_file = Some(path.clone());
+        let err = apim_gateway::Gateway::builder()
+            .config(config)
+            .validator(Arc::new(TestValidator))
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("gateway.backend_ca_file"),
+            "{}: {err}",
+            path.display()
+        );
+    }
+}

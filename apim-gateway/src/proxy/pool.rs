@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use http::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use rustls::pki_types::CertificateDer;
 use tower::ServiceExt as _;
 
 pub use super::client::SendError;
@@ -100,21 +101,41 @@ impl std::fmt::Debug for BackendPool {
 }
 
 impl BackendPool {
-    /// A pool whose connects time out after `connect_timeout`; TLS uses the webpki roots.
+    /// A pool whose connects time out after `connect_timeout`; TLS trusts the webpki roots.
     pub fn new(connect_timeout: Duration) -> Self {
+        Self::with_roots(connect_timeout, &[]).expect("the webpki roots are valid")
+    }
+
+    /// A pool whose TLS connections also trust `extra_roots` (a private CA, a self-signed
+    /// backend); fails on a certificate that cannot be a trust anchor.
+    pub fn with_roots(
+        connect_timeout: Duration,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Self, rustls::Error> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in extra_roots {
+            roots.add(cert.clone())?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        BackendPool {
+        Ok(BackendPool {
             connector,
             idle_timeout: Duration::from_secs(90),
-        }
+        })
     }
 
     /// Sends `out` to `target` on an idle connection or a new one, and reads the response
