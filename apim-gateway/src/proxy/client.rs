@@ -596,6 +596,16 @@ pub fn parse_response_head(
     if switching {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+    if let Framing::Length(n) = framing {
+        // `Content-Length: 5, 5` or the field twice (equal values, else refused above): the
+        // client gets the one valid value (RFC 9110 §8.6)
+        let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+        let single =
+            values.next().is_some_and(|v| !v.as_bytes().contains(&b',')) && values.next().is_none();
+        if !single {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+    }
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = status;
     parts.version = version;
@@ -816,6 +826,19 @@ mod tests {
             b"hello",
             "the head was split off, the body is left"
         );
+
+        for head in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(head);
+            let (parts, framing, _) = parse_response_head(&mut buf, false, false)
+                .unwrap()
+                .unwrap();
+            assert_eq!(framing, Framing::Length(5));
+            let cl: Vec<_> = parts.headers.get_all("content-length").iter().collect();
+            assert_eq!(cl, ["5"], "one valid value for the client");
+        }
 
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
         assert!(parse_response_head(&mut partial, false, false)
