@@ -369,6 +369,8 @@ impl BackendConn {
     async fn write_request(&mut self, out: &mut Outbound) -> Result<(), SendError> {
         let Some(mut body) = out.body.take() else {
             self.io.write_all(&out.head).await?;
+            // TLS may hold the last record back until flushed; TCP's flush is a no-op
+            self.io.flush().await?;
             return Ok(());
         };
         out.body_started = true;
@@ -431,6 +433,7 @@ impl BackendConn {
         if !pending.is_empty() {
             self.io.write_all(&pending).await?;
         }
+        self.io.flush().await?;
         Ok(())
     }
 
