@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
-use crate::proxy::client::BackendBody;
+use crate::proxy::backend_body::BackendBody;
 
 /// Boxed error of a body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

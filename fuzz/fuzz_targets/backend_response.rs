@@ -5,7 +5,7 @@
 //! Run with: `bash fuzz/run.sh backend_response` (from the workspace root).
 #![no_main]
 
-use apim_gateway::proxy::client::parse_response_head;
+use apim_gateway::proxy::response_head::parse_response_head;
 use apim_gateway::proxy::framing::{Chunked, Decoded, Framing};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;

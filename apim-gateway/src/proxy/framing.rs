@@ -26,7 +26,8 @@ pub enum Framing {
     UntilClose,
 }
 
-fn invalid(msg: &'static str) -> io::Error {
+/// An [`io::ErrorKind::InvalidData`] error: what the backend sent is not valid HTTP/1.1.
+pub(crate) fn invalid(msg: impl Into<crate::body::BoxError>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 

@@ -8,11 +8,13 @@
 //! failover the next endpoint is tried when the request can be replayed (no body, or a body of
 //! known length up to 64 KiB, which is then buffered).
 
+pub mod backend_body;
 mod backend_jwt;
 pub mod client;
 pub mod framing;
 pub mod headers;
 pub mod pool;
+pub mod response_head;
 mod upgrade;
 
 use std::convert::Infallible;
