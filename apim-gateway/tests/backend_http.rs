@@ -1138,3 +1138,85 @@ fn backend_ca_file_that_is_not_a_certificate_names_the_field() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// many exchanges at once
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_posts_round_trip_their_bodies() {
+    use http_body_util::BodyExt as _;
+    // an echo backend (hyper): the request body streams back as the response body
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(req.into_body()))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let mut a = api("b", "/b", http_ep(&url));
+    a.operations
+        .push(serde_json::from_value(serde_json::json!({"verb": "POST", "target": "/*"})).unwrap());
+    let gw = gateway(vec![a], test_config()).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>>(
+    );
+
+    const TASKS: usize = 16;
+    const EACH: usize = 12;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (client, uri) = (client.clone(), gw.url("/b/1.0.0/echo"));
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                // sizes from empty to 300 KB; bytes that depend on the task and request
+                let len = (t * 7919 + i * 104_729) % 300_000 * usize::from(i % 5 != 0);
+                let body: Vec<u8> = (0..len).map(|j| (j * 31 + t + i) as u8).collect();
+                let sent = bytes::Bytes::from(body);
+                // every other request streams its body in pieces (chunked, no length)
+                let req_body = if i % 2 == 0 {
+                    http_body_util::Full::new(sent.clone()).boxed()
+                } else {
+                    let pieces: Vec<Result<_, std::convert::Infallible>> = sent
+                        .chunks(40_000)
+                        .map(|c| Ok(http_body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+                        .collect();
+                    http_body_util::StreamBody::new(futures_util::stream::iter(pieces)).boxed()
+                };
+                let req = http::Request::post(&uri)
+                    .header("authorization", "Bearer good")
+                    .body(req_body)
+                    .unwrap();
+                let res = tokio::time::timeout(CLIENT_WAIT, client.request(req))
+                    .await
+                    .expect("answered in time")
+                    .unwrap();
+                assert_eq!(res.status(), 200, "task {t} request {i}");
+                let got = res.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(got.len(), sent.len(), "task {t} request {i}");
+                assert!(got == sent, "task {t} request {i}: body differs");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = accepted.load(Ordering::SeqCst);
+    assert!(
+        n <= TASKS * 2,
+        "{n} backend connections for {} requests: pooled connections are reused",
+        TASKS * EACH
+    );
+}
