@@ -15,7 +15,9 @@ use apim_core::ApimError;
 use apim_gateway::listener::shutdown_signal;
 use apim_gateway::Gateway;
 use apim_keymanager::jwks::JwksSource;
-use apim_keymanager::{ApiKeyValidator, CredentialValidator, JwtValidator};
+use apim_keymanager::{
+    ApiKeyValidator, BasicAuthValidator, CredentialValidator, HttpUserVerifier, JwtValidator,
+};
 use apim_throttle::{GlobalConfig, GlobalThrottle};
 use clap::Parser;
 
@@ -50,9 +52,15 @@ async fn run(args: Args) -> Result<(), ApimError> {
             format!("cannot fetch the JWKS from {jwks_url}: {e}"),
         )
     })?;
+    // Basic credentials: the Key Manager checks them (this gateway has no user store)
+    let users = HttpUserVerifier::new(
+        km.as_deref().unwrap_or(&cfg.gateway.control_plane_url),
+        &token,
+    )?;
     let validator = CredentialValidator::new()
         .with_jwt(JwtValidator::new(keys.clone(), artifacts.clone()))
-        .with_api_key(ApiKeyValidator::new(keys, artifacts.clone()));
+        .with_api_key(ApiKeyValidator::new(keys, artifacts.clone()))
+        .with_basic(BasicAuthValidator::new(Arc::new(users)));
     let decider = GlobalThrottle::new(artifacts.clone(), GlobalConfig::from_config(&cfg, &token));
 
     let admin_port = args

@@ -34,6 +34,7 @@ async fn run(args: Args) -> Result<(), ApimError> {
     // this profile serves plain HTTP; publish the endpoints where they really are
     settings.base_url = format!("http://{}:{port}", cfg.hostname);
     settings.initial_access_token = cfg.internal.token.clone();
+    settings.internal_token = cfg.internal.token.clone();
     let km = KeyManager::new(store, settings).await?;
 
     let ports = cfg.ports();

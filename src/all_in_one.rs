@@ -104,7 +104,10 @@ impl AllInOne {
         let bus = InProcessBus::starting_after(store.last_seq().await?, 100_000);
         store.relay_to(bus.clone());
 
-        let km = KeyManager::new(store.clone(), KeyManagerSettings::from_config(&cfg)).await?;
+        let mut km_settings = KeyManagerSettings::from_config(&cfg);
+        // a gateway of this deployment elsewhere checks Basic credentials here
+        km_settings.internal_token = Some(token.clone());
+        let km = KeyManager::new(store.clone(), km_settings).await?;
         let hooks = Arc::new(KeyManagerHooks(km.clone()));
         let portal = Portal::new(store.clone())
             .with_token_issuer(hooks.clone())

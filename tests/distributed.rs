@@ -240,6 +240,41 @@ fn distributed_deployment_end_to_end() {
         );
     }
 
+    // Basic auth on an API that enables it: the gateways have no user store and ask the Key
+    // Manager (internal token); an API without basic_auth refuses the same credentials
+    let basic_api = json(&format!(
+        r#"curl -sf -u {ADMIN} -H 'Content-Type: application/json' {publisher}/api/am/publisher/v4/apis -d '{{
+          "name": "E2EBasic", "context": "/basic", "version": "1.0.0", "securityScheme": ["oauth2", "basic_auth"],
+          "endpointConfig": {{"endpoint_type": "http", "production_endpoints": {{"url": "http://127.0.0.1:{backend_port}"}}}},
+          "operations": [{{"target": "/menu", "verb": "GET"}}]}}'"#
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    deploy_and_publish(&basic_api);
+    let basic_status = |gw: &str, api: &str, user: &str| -> u16 {
+        sh(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' -u '{user}' '{gw}/{api}/1.0.0/menu' || true"
+        ))
+        .trim()
+        .parse()
+        .unwrap_or(0)
+    };
+    within(
+        Duration::from_secs(2),
+        "both gateways accept Basic credentials checked by the Key Manager",
+        || {
+            basic_status(&gw1, "basic", "eve:eve-pass-123") == 200
+                && basic_status(&gw2, "basic", "eve:eve-pass-123") == 200
+        },
+    );
+    assert_eq!(basic_status(&gw1, "basic", "eve:wrong-password"), 401);
+    assert_eq!(
+        basic_status(&gw1, "shop", "eve:eve-pass-123"),
+        401,
+        "an oauth2-only API refuses Basic credentials"
+    );
+
     // 2. the shared subscription quota (200/min) holds across both gateways
     let into_minute = (apim::core::time::now_ms() / 1000) % 60;
     let slept = into_minute > 40;

@@ -35,6 +35,9 @@ pub struct KeyManagerSettings {
     pub initial_access_token: Option<String>,
     /// How long a successful user password check is remembered.
     pub user_cache_ttl: Duration,
+    /// The deployment's internal token: what gateways present to check user credentials
+    /// ([`crate::users::VERIFY_PATH`]); unset, that endpoint refuses every call.
+    pub internal_token: Option<String>,
 }
 
 impl std::fmt::Debug for KeyManagerSettings {
@@ -48,6 +51,10 @@ impl std::fmt::Debug for KeyManagerSettings {
             .field(
                 "initial_access_token",
                 &self.initial_access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "internal_token",
+                &self.internal_token.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }
@@ -65,6 +72,7 @@ impl KeyManagerSettings {
             audiences: Vec::new(),
             initial_access_token: None,
             user_cache_ttl: Duration::from_secs(60),
+            internal_token: None,
         }
     }
 
@@ -229,8 +237,9 @@ impl KeyManager {
         Ok(Some(user))
     }
 
-    /// The HTTP endpoints: `/oauth2/{token,revoke,introspect,jwks,register,authorize}` and the
-    /// metadata documents under `/.well-known/`.
+    /// The HTTP endpoints: `/oauth2/{token,revoke,introspect,jwks,register,authorize}`, the
+    /// metadata documents under `/.well-known/`, and the gateways' user check
+    /// ([`crate::users::VERIFY_PATH`], internal token).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/oauth2/token", post(crate::token_endpoint::token))
@@ -238,6 +247,7 @@ impl KeyManager {
             .route("/oauth2/introspect", post(crate::introspect::introspect))
             .route("/oauth2/jwks", get(crate::metadata::jwks))
             .route("/oauth2/register", post(crate::register::register))
+            .route(crate::users::VERIFY_PATH, post(crate::users::verify))
             .route(
                 "/oauth2/authorize",
                 get(crate::authorize::page).post(crate::authorize::submit),

@@ -53,6 +53,7 @@ mod register;
 mod revoke;
 mod scopes;
 mod token_endpoint;
+pub mod users;
 pub mod validator;
 
 pub use api_key::ApiKeyRequest;
@@ -62,7 +63,8 @@ pub use key_manager::{KeyManager, KeyManagerSettings};
 pub use register::{ClientRegistration, RegisteredClient};
 pub use scopes::DEFAULT_SCOPE;
 pub use validator::{
-    ApiKeyValidator, BasicAuthValidator, CredentialValidator, IntrospectionValidator, JwtValidator,
+    ApiKeyValidator, BasicAuthValidator, CredentialValidator, HttpUserVerifier,
+    IntrospectionValidator, JwtValidator,
 };
 
 /// The axum version the router is built with, for embedders that serve it.

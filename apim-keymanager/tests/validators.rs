@@ -641,3 +641,192 @@ async fn basic_credentials_follow_password_and_role_changes_at_once() {
         ctx.scopes
     );
 }
+
+/// A Key Manager served on a port with `internal` as its internal token, and its base URL.
+async fn km_with_internal_token(store: apim_core::store::Store, internal: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = apim_keymanager::KeyManagerSettings::new(&base);
+    settings.internal_token = Some(internal.to_owned());
+    let km = KeyManager::new(store, settings).await.unwrap();
+    let router = km.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+#[tokio::test]
+async fn basic_credentials_checked_by_a_remote_key_manager() {
+    let (store, _d) = common::sqlite().await;
+    store
+        .create_user("dave", "first-passw0rd", &["subscriber".into()], None)
+        .await
+        .unwrap();
+    let base = km_with_internal_token(store.clone(), "internal-secret").await;
+    let remote = apim_keymanager::HttpUserVerifier::new(&base, "internal-secret").unwrap();
+
+    let user = remote
+        .verify("dave", "first-passw0rd")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.username, "dave");
+    assert_eq!(user.roles, ["subscriber"]);
+    assert!(remote.verify("dave", "wrong").await.unwrap().is_none());
+    assert!(remote.verify("nobody", "x").await.unwrap().is_none());
+
+    // through the gateway's Basic validator; a changed password applies to the next request
+    let basic = BasicAuthValidator::new(Arc::new(remote));
+    let req = |pw: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", common::basic("dave", pw).parse().unwrap());
+        Req {
+            headers,
+            uri: Uri::from_static("/"),
+            ip: None,
+        }
+    };
+    let ctx = basic
+        .validate(&req("first-passw0rd").meta(None))
+        .await
+        .unwrap();
+    assert_eq!(ctx.end_user, "dave");
+    store.set_password("dave", "second-passw0rd").await.unwrap();
+    assert_eq!(
+        err_code(basic.validate(&req("first-passw0rd").meta(None)).await),
+        900901
+    );
+    assert!(basic
+        .validate(&req("second-passw0rd").meta(None))
+        .await
+        .is_ok());
+
+    // a wrong internal token is the gateway's misconfiguration: an error, not "wrong password"
+    let wrong = apim_keymanager::HttpUserVerifier::new(&base, "not-the-token").unwrap();
+    let err = wrong.verify("dave", "second-passw0rd").await.unwrap_err();
+    assert!(matches!(err, ApimError::BackendUnavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn user_check_endpoint_refuses_bad_callers_and_bodies() {
+    let (store, _d) = common::sqlite().await;
+    let base = km_with_internal_token(store, "internal-secret").await;
+    let url = format!("{base}{}", apim_keymanager::users::VERIFY_PATH);
+    let send = |auth: Option<&str>, body: &str| {
+        let mut req = http::Request::post(&url).header("content-type", "application/json");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let req = req.body(body.as_bytes().to_vec()).unwrap();
+        async move {
+            let res = common::http(req).await.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+            (res.status().as_u16(), json)
+        }
+    };
+    let ok_body = r#"{"username":"admin","password":"x"}"#;
+    let (status, json) = send(None, ok_body).await;
+    assert_eq!(status, 401, "{json}");
+    let (status, json) = send(Some("Bearer nope"), ok_body).await;
+    assert_eq!(status, 401, "{json}");
+    assert!(json["message"].as_str().is_some(), "{json}");
+    let (status, json) = send(Some("Bearer internal-secret"), r#"{"username":"a"}"#).await;
+    assert_eq!(status, 400, "{json}");
+    assert!(
+        json["description"].to_string().contains("password")
+            || json["message"].to_string().contains("password"),
+        "the error says what is missing: {json}"
+    );
+    let (status, json) = send(Some("Bearer internal-secret"), "not json").await;
+    assert_eq!(status, 400, "{json}");
+}
+
+/// `route(0)` of an API whose `securityScheme` is `schemes`.
+fn route_with_schemes(schemes: &[&str]) -> RouteMatch {
+    let mut a = api();
+    a.security_scheme = schemes.iter().map(|s| (*s).to_owned()).collect();
+    RouteMatch {
+        api: Arc::new(DeployedApi::new(
+            a,
+            "r1".into(),
+            None,
+            vec!["Default".into()],
+        )),
+        operation: 0,
+        resource_start: 0,
+    }
+}
+
+#[tokio::test]
+async fn credentials_must_be_of_a_scheme_the_api_enables() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let all = CredentialValidator::new()
+        .with_jwt(JwtValidator::new(km.jwks_source(), arts.clone()))
+        .with_api_key(ApiKeyValidator::new(km.jwks_source(), arts.clone()))
+        .with_basic(BasicAuthValidator::new(Arc::new(FixedUser)));
+    let token = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap()
+        .access_token;
+    let key = km
+        .issue_api_key(ApiKeyRequest {
+            application: application(),
+            key_type: KeyType::Production,
+            validity_secs: 3600,
+            permitted_ip: None,
+            permitted_referer: None,
+            subscribed_apis: vec![jwt::SubscribedApi {
+                id: API.into(),
+                ..Default::default()
+            }],
+            subject: None,
+        })
+        .unwrap();
+    let with = |name: &str, value: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+        Req {
+            headers,
+            uri: Uri::from_static("/pizza/1.0.0/menu"),
+            ip: None,
+        }
+    };
+    let bearer = with("authorization", &format!("Bearer {token}"));
+    let apikey = with("apikey", &key);
+    let basic = with("authorization", &common::basic("bob", "secret-pw"));
+
+    // the default scheme (oauth2 only, as in WSO2): access tokens only
+    let oauth_only = route_with_schemes(&["oauth2"]);
+    assert!(all.validate(&bearer.meta(Some(&oauth_only))).await.is_ok());
+    for (what, req) in [("API key", &apikey), ("Basic", &basic)] {
+        let err = all
+            .validate(&req.meta(Some(&oauth_only)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), 900901, "{what}: {err}");
+        assert!(err.to_string().contains("securityScheme"), "{what}: {err}");
+    }
+
+    // an API enabling all three accepts each
+    let all_schemes = route_with_schemes(&["oauth2", "api_key", "basic_auth"]);
+    for (what, req, kind) in [
+        ("token", &bearer, CredentialKind::Jwt),
+        ("API key", &apikey, CredentialKind::ApiKey),
+        ("Basic", &basic, CredentialKind::Basic),
+    ] {
+        let ctx = all.validate(&req.meta(Some(&all_schemes))).await;
+        assert_eq!(ctx.map(|c| c.credential).ok(), Some(kind), "{what}");
+    }
+
+    // API keys only: a token is refused, the key accepted
+    let keys_only = route_with_schemes(&["api_key"]);
+    assert_eq!(
+        err_code(all.validate(&bearer.meta(Some(&keys_only))).await),
+        900901
+    );
+    assert!(all.validate(&apikey.meta(Some(&keys_only))).await.is_ok());
+}

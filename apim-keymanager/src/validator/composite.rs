@@ -49,15 +49,36 @@ fn unsupported(kind: &str) -> ApimError {
     ApimError::InvalidCredentials(format!("{kind} credentials are not accepted here"))
 }
 
+/// The API does not list the scheme of the presented credential in its `securityScheme`.
+fn not_enabled(kind: &str, scheme: &str) -> ApimError {
+    ApimError::InvalidCredentials(format!(
+        "{kind} credentials are not accepted by this API (its securityScheme has no {scheme})"
+    ))
+}
+
 #[async_trait::async_trait]
 impl KeyValidator for CredentialValidator {
     async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
+        // what the routed API accepts (its `securityScheme`, as in WSO2: `oauth2` for access
+        // tokens, `api_key`, `basic_auth`); without a route (embedded use) every kind
+        let accepts = |scheme: &str| {
+            req.route
+                .is_none_or(|r| r.api.api.security_scheme.iter().any(|s| s == scheme))
+        };
         if let Some(v) = &self.api_key {
             if let Some(key) = v.find(req) {
-                return v.validate_key(key, req).await;
+                if accepts("api_key") {
+                    return v.validate_key(key, req).await;
+                }
+                if bearer(req.headers).is_none() && !has_basic(req) {
+                    return Err(not_enabled("API key", "api_key"));
+                }
             }
         }
         if let Some(token) = bearer(req.headers) {
+            if !accepts("oauth2") {
+                return Err(not_enabled("access token", "oauth2"));
+            }
             return if looks_like_jwt(token) {
                 match &self.jwt {
                     Some(v) => v.validate_token(token, req.route).await,
@@ -70,12 +91,8 @@ impl KeyValidator for CredentialValidator {
                 }
             };
         }
-        let is_basic = req
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")));
-        match (&self.basic, is_basic) {
+        match (&self.basic, has_basic(req)) {
+            (_, true) if !accepts("basic_auth") => Err(not_enabled("Basic", "basic_auth")),
             (Some(v), true) => v.validate(req).await,
             (None, true) => Err(unsupported("Basic")),
             _ => Err(ApimError::MissingCredentials(
@@ -83,4 +100,12 @@ impl KeyValidator for CredentialValidator {
             )),
         }
     }
+}
+
+/// Whether the request carries `Authorization: Basic …`.
+fn has_basic(req: &RequestMeta<'_>) -> bool {
+    req.headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")))
 }

@@ -5,7 +5,7 @@
 //! | [`JwtValidator`] | `Authorization: Bearer <JWT>` | signature (cached JWKS), exp/nbf, iss, aud, revoked jti |
 //! | [`IntrospectionValidator`] | `Authorization: Bearer <opaque>` | the Key Manager (in-process or RFC 7662 over HTTP) |
 //! | [`ApiKeyValidator`] | `apikey` header (or query) | signature, `permittedIP`, `permittedReferer`, revoked jti |
-//! | [`BasicAuthValidator`] | `Authorization: Basic` | the user store (successes cached briefly) |
+//! | [`BasicAuthValidator`] | `Authorization: Basic` | a [`UserVerifier`]: the user store, the in-process Key Manager, or one over HTTP ([`HttpUserVerifier`]) |
 //! | [`CredentialValidator`] | any of the above | dispatches on the credential's shape |
 //!
 //! A validated credential is cached by its SHA-256 until its expiry; a revoked one (the
@@ -16,6 +16,7 @@
 mod api_key;
 mod basic;
 mod composite;
+mod http_users;
 mod introspection;
 mod jwt;
 
@@ -31,6 +32,7 @@ pub use api_key::ApiKeyValidator;
 pub use api_key::API_KEY_HEADER;
 pub use basic::{BasicAuthValidator, UserVerifier};
 pub use composite::CredentialValidator;
+pub use http_users::HttpUserVerifier;
 pub use introspection::{HttpIntrospector, IntrospectionValidator, TokenIntrospector};
 pub use jwt::JwtValidator;
 

@@ -1,0 +1,79 @@
+//! `POST /internal/keymanager/v1/users/verify`: user credentials checked for gateways without
+//! a database of their own — Basic auth on APIs in a distributed deployment, through
+//! [`HttpUserVerifier`](crate::validator::HttpUserVerifier). The caller presents the internal
+//! token (`Authorization: Bearer …`, compared in constant time; with none configured every
+//! call is refused). The answer is the user — name, roles, e-mail, never a password hash — or
+//! 401 for wrong credentials. Verified credentials are remembered as
+//! [`KeyManager::verify_user`] does, so a gateway asking per request costs one PBKDF2 per
+//! password change, not per request.
+
+use apim_core::crypto::{ct_eq, sha256_hex};
+use apim_core::model::User;
+use apim_core::ApimError;
+use axum::extract::{Request, State};
+use axum::Json;
+use http::header;
+use serde::{Deserialize, Serialize};
+
+use crate::KeyManager;
+
+/// The path of the endpoint.
+pub const VERIFY_PATH: &str = "/internal/keymanager/v1/users/verify";
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 8 << 10;
+
+/// What a gateway asks.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// User name.
+    pub username: String,
+    /// Password as presented to the gateway.
+    pub password: String,
+}
+
+fn internal_caller(km: &KeyManager, headers: &http::HeaderMap) -> Result<(), ApimError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| ApimError::Unauthenticated("the internal token is required".into()))?;
+    let expected = km
+        .settings()
+        .internal_token
+        .as_deref()
+        .ok_or_else(|| ApimError::Forbidden("no internal token is configured".into()))?;
+    // hash both so the comparison is over equal lengths
+    if ct_eq(
+        sha256_hex(presented.trim().as_bytes()).as_bytes(),
+        sha256_hex(expected.as_bytes()).as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(ApimError::Unauthenticated("invalid internal token".into()))
+    }
+}
+
+/// The handler.
+pub(crate) async fn verify(
+    State(km): State<KeyManager>,
+    req: Request,
+) -> Result<Json<User>, ApimError> {
+    internal_caller(&km, req.headers())?;
+    let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApimError::PayloadTooLarge(format!("the body exceeds {MAX_BODY} bytes")))?;
+    let ask: VerifyRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApimError::BadRequest(format!(
+            "the body must be {{\"username\": ..., \"password\": ...}}: {e}"
+        ))
+    })?;
+    km.verify_user(&ask.username, &ask.password)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApimError::InvalidCredentials("invalid user credentials".into()))
+}
