@@ -15,8 +15,10 @@ use apim_core::ApimError;
 use apim_gateway::listener::shutdown_signal;
 use apim_gateway::Gateway;
 use apim_keymanager::jwks::JwksSource;
+use apim_keymanager::validator::HttpIntrospector;
 use apim_keymanager::{
-    ApiKeyValidator, BasicAuthValidator, CredentialValidator, HttpUserVerifier, JwtValidator,
+    ApiKeyValidator, BasicAuthValidator, CredentialValidator, HttpUserVerifier,
+    IntrospectionValidator, JwtValidator,
 };
 use apim_throttle::{GlobalConfig, GlobalThrottle};
 use clap::Parser;
@@ -52,13 +54,21 @@ async fn run(args: Args) -> Result<(), ApimError> {
             format!("cannot fetch the JWKS from {jwks_url}: {e}"),
         )
     })?;
-    // Basic credentials: the Key Manager checks them (this gateway has no user store)
-    let users = HttpUserVerifier::new(
-        km.as_deref().unwrap_or(&cfg.gateway.control_plane_url),
-        &token,
-    )?;
+    // opaque tokens and Basic credentials: the Key Manager checks them with the internal token
+    // (this gateway has no token or user store)
+    let km_base = km
+        .as_deref()
+        .unwrap_or(&cfg.gateway.control_plane_url)
+        .trim_end_matches('/');
+    let introspector =
+        HttpIntrospector::with_internal_token(&format!("{km_base}/oauth2/introspect"), &token)?;
+    let users = HttpUserVerifier::new(km_base, &token)?;
     let validator = CredentialValidator::new()
         .with_jwt(JwtValidator::new(keys.clone(), artifacts.clone()))
+        .with_opaque(IntrospectionValidator::new(
+            Arc::new(introspector),
+            artifacts.clone(),
+        ))
         .with_api_key(ApiKeyValidator::new(keys, artifacts.clone()))
         .with_basic(BasicAuthValidator::new(Arc::new(users)));
     let decider = GlobalThrottle::new(artifacts.clone(), GlobalConfig::from_config(&cfg, &token));

@@ -275,6 +275,36 @@ fn distributed_deployment_end_to_end() {
         "an oauth2-only API refuses Basic credentials"
     );
 
+    // opaque access tokens (an application with tokenType OAUTH): the gateways introspect them
+    // at the Key Manager with the internal token
+    let app2 = json(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/applications -d '{{"name": "E2EOpaque", "throttlingPolicy": "Unlimited", "tokenType": "OAUTH"}}'"#
+    ));
+    let app2_id = app2["applicationId"].as_str().unwrap().to_owned();
+    sh(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/subscriptions -d '{{"applicationId": "{app2_id}", "apiId": "{api}", "throttlingPolicy": "Unlimited"}}' >/dev/null"#
+    ));
+    let keys2 = json(&format!(
+        r#"curl -sf -u eve:eve-pass-123 -H 'Content-Type: application/json' {devportal}/api/am/devportal/v3/applications/{app2_id}/generate-keys -d '{{"keyType": "PRODUCTION", "grantTypesToBeSupported": ["client_credentials"]}}'"#
+    ));
+    let opaque = json(&format!(
+        "curl -sf -u '{}:{}' -d grant_type=client_credentials {km}/oauth2/token",
+        keys2["consumerKey"].as_str().unwrap(),
+        keys2["consumerSecret"].as_str().unwrap()
+    ))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(opaque.split('.').count(), 1, "an opaque token: {opaque}");
+    within(
+        Duration::from_secs(2),
+        "both gateways accept the opaque token",
+        || {
+            status(&format!("{gw1}/shop/1.0.0/menu"), Some(&opaque)) == 200
+                && status(&format!("{gw2}/shop/1.0.0/menu"), Some(&opaque)) == 200
+        },
+    );
+
     // 2. the shared subscription quota (200/min) holds across both gateways
     let into_minute = (apim::core::time::now_ms() / 1000) % 60;
     let slept = into_minute > 40;

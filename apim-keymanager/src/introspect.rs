@@ -1,4 +1,5 @@
-//! `POST /oauth2/introspect` (RFC 7662). The caller authenticates as a registered client.
+//! `POST /oauth2/introspect` (RFC 7662). The caller authenticates as a registered client, or
+//! as a gateway of the deployment with the internal token ([`crate::internal`]).
 //! Inactive, unknown, expired and revoked tokens all answer `{"active": false}`.
 
 use apim_core::time::now_secs;
@@ -9,7 +10,7 @@ use axum::Json;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::error::OAuthError;
+use crate::error::{OAuthError, OAuthErrorKind};
 use crate::form::OAuthForm;
 use crate::jwt::{looks_like_jwt, Validation};
 use crate::token_endpoint::no_store;
@@ -85,7 +86,20 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    km.authenticate_client(&headers, &form).await?;
+    // a gateway with the internal token, else a registered client
+    let internal = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+        });
+    if internal {
+        crate::internal::internal_caller(&km, &headers)
+            .map_err(|e| OAuthError::new(OAuthErrorKind::InvalidClient, e.to_string()))?;
+    } else {
+        km.authenticate_client(&headers, &form).await?;
+    }
     let token = form.require("token")?;
     Ok(no_store(Json(km.introspect(token).await?).into_response()))
 }

@@ -36,7 +36,7 @@ pub struct KeyManagerSettings {
     /// How long a successful user password check is remembered.
     pub user_cache_ttl: Duration,
     /// The deployment's internal token: what gateways present to check user credentials
-    /// ([`crate::users::VERIFY_PATH`]); unset, that endpoint refuses every call.
+    /// ([`crate::internal`]); unset, the internal endpoints refuse every call.
     pub internal_token: Option<String>,
 }
 
@@ -239,7 +239,7 @@ impl KeyManager {
 
     /// The HTTP endpoints: `/oauth2/{token,revoke,introspect,jwks,register,authorize}`, the
     /// metadata documents under `/.well-known/`, and the gateways' user check
-    /// ([`crate::users::VERIFY_PATH`], internal token).
+    /// ([`crate::internal::USER_VERIFY_PATH`], internal token).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/oauth2/token", post(crate::token_endpoint::token))
@@ -247,7 +247,10 @@ impl KeyManager {
             .route("/oauth2/introspect", post(crate::introspect::introspect))
             .route("/oauth2/jwks", get(crate::metadata::jwks))
             .route("/oauth2/register", post(crate::register::register))
-            .route(crate::users::VERIFY_PATH, post(crate::users::verify))
+            .route(
+                crate::internal::USER_VERIFY_PATH,
+                post(crate::internal::verify_user),
+            )
             .route(
                 "/oauth2/authorize",
                 get(crate::authorize::page).post(crate::authorize::submit),

@@ -42,6 +42,7 @@ mod client_auth;
 mod error;
 pub mod form;
 mod grants;
+pub mod internal;
 mod introspect;
 mod issue;
 pub mod jwks;
@@ -53,7 +54,6 @@ mod register;
 mod revoke;
 mod scopes;
 mod token_endpoint;
-pub mod users;
 pub mod validator;
 
 pub use api_key::ApiKeyRequest;

@@ -16,7 +16,7 @@ use apim_core::time::now_secs;
 use apim_core::ApimError;
 use apim_keymanager::jwt::{self, Claims};
 use apim_keymanager::keys::Algorithm;
-use apim_keymanager::validator::UserVerifier;
+use apim_keymanager::validator::{TokenIntrospector, UserVerifier};
 use apim_keymanager::{
     ApiKeyRequest, ApiKeyValidator, BasicAuthValidator, ClientRegistration, CredentialValidator,
     IntrospectionValidator, JwtValidator, KeyManager,
@@ -710,7 +710,7 @@ async fn basic_credentials_checked_by_a_remote_key_manager() {
 async fn user_check_endpoint_refuses_bad_callers_and_bodies() {
     let (store, _d) = common::sqlite().await;
     let base = km_with_internal_token(store, "internal-secret").await;
-    let url = format!("{base}{}", apim_keymanager::users::VERIFY_PATH);
+    let url = format!("{base}{}", apim_keymanager::internal::USER_VERIFY_PATH);
     let send = |auth: Option<&str>, body: &str| {
         let mut req = http::Request::post(&url).header("content-type", "application/json");
         if let Some(a) = auth {
@@ -829,4 +829,52 @@ async fn credentials_must_be_of_a_scheme_the_api_enables() {
         900901
     );
     assert!(all.validate(&apikey.meta(Some(&keys_only))).await.is_ok());
+}
+
+#[tokio::test]
+async fn opaque_tokens_introspected_over_http_with_the_internal_token() {
+    let (store, _d) = common::sqlite().await;
+    let base = km_with_internal_token(store.clone(), "internal-secret").await;
+    // the same store behind an in-process Key Manager issues the token
+    let km = common::key_manager(store).await;
+    let c = common::client(
+        &km,
+        ClientRegistration {
+            application_id: Some(APP.into()),
+            token_type: Some("OAUTH".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let cid = c.client.client_id;
+    let tok = km
+        .issue_client_credentials_token(&cid, &[], None)
+        .await
+        .unwrap()
+        .access_token;
+    assert!(!jwt::looks_like_jwt(&tok));
+    let arts = artifacts(&cid, "UNBLOCKED");
+    let url = format!("{base}/oauth2/introspect");
+    let remote =
+        apim_keymanager::validator::HttpIntrospector::with_internal_token(&url, "internal-secret")
+            .unwrap();
+    let v = IntrospectionValidator::new(Arc::new(remote), arts.clone());
+    let ctx = v
+        .validate(&Req::bearer(&tok).meta(Some(&route(0))))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ctx.credential, ctx.application_id.as_str()),
+        (CredentialKind::Opaque, APP)
+    );
+    assert_eq!(
+        err_code(v.validate(&Req::bearer("unknown-opaque").meta(None)).await),
+        900901
+    );
+
+    // a wrong internal token: the Key Manager refuses the caller (invalid_client)
+    let wrong =
+        apim_keymanager::validator::HttpIntrospector::with_internal_token(&url, "nope").unwrap();
+    let err = wrong.introspect(&tok).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
 }

@@ -10,14 +10,14 @@ use apim_core::ApimError;
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::UserVerifier;
-use crate::users::{VerifyRequest, VERIFY_PATH};
+use crate::internal::{VerifyRequest, USER_VERIFY_PATH};
 
 type HttpClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<bytes::Bytes>,
 >;
 
-/// Asks a Key Manager's [`VERIFY_PATH`] with the deployment's internal token.
+/// Asks a Key Manager's [`USER_VERIFY_PATH`] with the deployment's internal token.
 pub struct HttpUserVerifier {
     url: http::Uri,
     authorization: http::HeaderValue,
@@ -35,7 +35,7 @@ impl std::fmt::Debug for HttpUserVerifier {
 impl HttpUserVerifier {
     /// Asks the Key Manager at `base_url` (e.g. `https://km:9443`) with `internal_token`.
     pub fn new(base_url: &str, internal_token: &str) -> Result<Self, ApimError> {
-        let url = format!("{}{VERIFY_PATH}", base_url.trim_end_matches('/'))
+        let url = format!("{}{USER_VERIFY_PATH}", base_url.trim_end_matches('/'))
             .parse()
             .map_err(|e| ApimError::config("key_manager.url", format!("bad URL: {e}")))?;
         let mut authorization = http::HeaderValue::try_from(format!("Bearer {internal_token}"))

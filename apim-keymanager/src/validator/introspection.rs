@@ -58,15 +58,30 @@ impl std::fmt::Debug for HttpIntrospector {
 impl HttpIntrospector {
     /// Introspects at `url` (e.g. `https://km:9443/oauth2/introspect`) as `client_id`.
     pub fn new(url: &str, client_id: &str, client_secret: &str) -> Result<Self, ApimError> {
-        let url = url
-            .parse()
-            .map_err(|e| ApimError::config("key_manager.url", format!("bad URL: {e}")))?;
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let mut authorization = http::HeaderValue::try_from(format!(
+        let authorization = http::HeaderValue::try_from(format!(
             "Basic {}",
             STANDARD.encode(format!("{}:{}", enc(client_id), enc(client_secret)))
         ))
         .map_err(|_| ApimError::config("key_manager.client_id", "not a header value"))?;
+        Self::with_authorization(url, authorization)
+    }
+
+    /// Introspects at `url` as a gateway of the deployment, with its internal token (no OAuth
+    /// client of its own needed; see [`crate::internal`]).
+    pub fn with_internal_token(url: &str, internal_token: &str) -> Result<Self, ApimError> {
+        let authorization = http::HeaderValue::try_from(format!("Bearer {internal_token}"))
+            .map_err(|_| ApimError::config("internal.token", "not a header value"))?;
+        Self::with_authorization(url, authorization)
+    }
+
+    fn with_authorization(
+        url: &str,
+        mut authorization: http::HeaderValue,
+    ) -> Result<Self, ApimError> {
+        let url = url
+            .parse()
+            .map_err(|e| ApimError::config("key_manager.url", format!("bad URL: {e}")))?;
         authorization.set_sensitive(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()

@@ -1,11 +1,15 @@
-//! `POST /internal/keymanager/v1/users/verify`: user credentials checked for gateways without
-//! a database of their own — Basic auth on APIs in a distributed deployment, through
-//! [`HttpUserVerifier`](crate::validator::HttpUserVerifier). The caller presents the internal
-//! token (`Authorization: Bearer …`, compared in constant time; with none configured every
-//! call is refused). The answer is the user — name, roles, e-mail, never a password hash — or
-//! 401 for wrong credentials. Verified credentials are remembered as
-//! [`KeyManager::verify_user`] does, so a gateway asking per request costs one PBKDF2 per
-//! password change, not per request.
+//! What gateways of a distributed deployment ask the Key Manager with the deployment's internal
+//! token (`Authorization: Bearer …`, compared in constant time; with none configured, refused):
+//!
+//! - `POST /internal/keymanager/v1/users/verify` ([`USER_VERIFY_PATH`]): user credentials, for
+//!   gateways without a database of their own — Basic auth on APIs, through
+//!   [`HttpUserVerifier`](crate::validator::HttpUserVerifier). The answer is the user — name,
+//!   roles, e-mail, never a password hash — or 401 for wrong credentials. Verified credentials
+//!   are remembered as [`KeyManager::verify_user`] does, so a gateway asking per request costs
+//!   one PBKDF2 per password change, not per request.
+//! - `POST /oauth2/introspect` (RFC 7662) also takes the internal token instead of client
+//!   credentials, so gateways validate opaque tokens without a client of their own
+//!   ([`HttpIntrospector::with_internal_token`](crate::validator::HttpIntrospector::with_internal_token)).
 
 use apim_core::crypto::{ct_eq, sha256_hex};
 use apim_core::model::User;
@@ -17,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::KeyManager;
 
-/// The path of the endpoint.
-pub const VERIFY_PATH: &str = "/internal/keymanager/v1/users/verify";
+/// The path of the user check.
+pub const USER_VERIFY_PATH: &str = "/internal/keymanager/v1/users/verify";
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 8 << 10;
@@ -33,7 +37,8 @@ pub struct VerifyRequest {
     pub password: String,
 }
 
-fn internal_caller(km: &KeyManager, headers: &http::HeaderMap) -> Result<(), ApimError> {
+/// Whether the caller presented the internal token: `Ok`, else why not.
+pub(crate) fn internal_caller(km: &KeyManager, headers: &http::HeaderMap) -> Result<(), ApimError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -58,8 +63,8 @@ fn internal_caller(km: &KeyManager, headers: &http::HeaderMap) -> Result<(), Api
     }
 }
 
-/// The handler.
-pub(crate) async fn verify(
+/// The user check.
+pub(crate) async fn verify_user(
     State(km): State<KeyManager>,
     req: Request,
 ) -> Result<Json<User>, ApimError> {
