@@ -1,5 +1,6 @@
-//! `POST /oauth2/introspect` (RFC 7662). The caller authenticates as a registered client, or
-//! as a gateway of the deployment with the internal token ([`crate::internal`]).
+//! `POST /oauth2/introspect` (RFC 7662). The caller authenticates as a registered client — which
+//! learns about its own tokens only; another client's token answers `{"active": false}` — or as
+//! a gateway of the deployment with the internal token ([`crate::internal`]), which sees all.
 //! Inactive, unknown, expired and revoked tokens all answer `{"active": false}`.
 
 use apim_core::time::now_secs;
@@ -94,12 +95,21 @@ pub(crate) async fn introspect(
             v.get(..7)
                 .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
         });
-    if internal {
+    let caller = if internal {
         crate::internal::internal_caller(&km, &headers)
             .map_err(|e| OAuthError::new(OAuthErrorKind::InvalidClient, e.to_string()))?;
+        None
     } else {
-        km.authenticate_client(&headers, &form).await?;
-    }
+        Some(km.authenticate_client(&headers, &form).await?.client_id)
+    };
     let token = form.require("token")?;
-    Ok(no_store(Json(km.introspect(token).await?).into_response()))
+    let mut out = km.introspect(token).await?;
+    // a client learns about its own tokens only (RFC 7662 §4: the endpoint must not become a
+    // way to probe other clients' tokens); gateways see every token
+    if let Some(client_id) = caller {
+        if out["active"] == true && out["client_id"].as_str() != Some(client_id.as_str()) {
+            out = json!({ "active": false });
+        }
+    }
+    Ok(no_store(Json(out).into_response()))
 }

@@ -321,3 +321,35 @@ mod url_lite {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_introspects_only_its_own_tokens() {
+    use apim_keymanager::ClientRegistration;
+    let (store, _d) = common::sqlite().await;
+    let srv = common::serve(store).await;
+    let a = common::client(&srv.km, ClientRegistration::default()).await;
+    let b = common::client(&srv.km, ClientRegistration::default()).await;
+    let token = srv
+        .km
+        .issue_client_credentials_token(&a.client.client_id, &[], None)
+        .await
+        .unwrap()
+        .access_token;
+    let url = format!("{}/oauth2/introspect", srv.base);
+    let ask = |id: &str, secret: &str| {
+        let auth = common::basic(id, secret);
+        let (url, token) = (url.clone(), token.clone());
+        async move { common::post_form(&url, Some(&auth), &[("token", &token)]).await }
+    };
+    let (status, _, other) = ask(&b.client.client_id, &b.client_secret).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        other,
+        serde_json::json!({"active": false}),
+        "another client's token"
+    );
+    let (status, _, own) = ask(&a.client.client_id, &a.client_secret).await;
+    assert_eq!(status, 200);
+    assert_eq!(own["active"], true, "{own}");
+    assert_eq!(own["client_id"], a.client.client_id.as_str());
+}
