@@ -11,12 +11,10 @@
 //!   credentials, so gateways validate opaque tokens without a client of their own
 //!   ([`HttpIntrospector::with_internal_token`](crate::validator::HttpIntrospector::with_internal_token)).
 
-use apim_core::crypto::{ct_eq, sha256_hex};
 use apim_core::model::User;
 use apim_core::ApimError;
 use axum::extract::{Request, State};
 use axum::Json;
-use http::header;
 use serde::{Deserialize, Serialize};
 
 use crate::KeyManager;
@@ -39,28 +37,7 @@ pub struct VerifyRequest {
 
 /// Whether the caller presented the internal token: `Ok`, else why not.
 pub(crate) fn internal_caller(km: &KeyManager, headers: &http::HeaderMap) -> Result<(), ApimError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .ok_or_else(|| ApimError::Unauthenticated("the internal token is required".into()))?;
-    let expected = km
-        .settings()
-        .internal_token
-        .as_deref()
-        .ok_or_else(|| ApimError::Forbidden("no internal token is configured".into()))?;
-    // hash both so the comparison is over equal lengths
-    if ct_eq(
-        sha256_hex(presented.trim().as_bytes()).as_bytes(),
-        sha256_hex(expected.as_bytes()).as_bytes(),
-    ) {
-        Ok(())
-    } else {
-        Err(ApimError::Unauthenticated("invalid internal token".into()))
-    }
+    apim_core::auth::check_internal_token(headers, km.settings().internal_token.as_deref())
 }
 
 /// The user check.

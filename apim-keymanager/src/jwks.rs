@@ -9,6 +9,7 @@ use apim_core::ApimError;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
 
+use crate::http_client::HttpClient;
 use crate::jwt::JwtVerifier;
 
 /// One public key.
@@ -48,11 +49,6 @@ pub struct JwkSet {
     /// The keys.
     pub keys: Vec<Jwk>,
 }
-
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<bytes::Bytes>,
->;
 
 /// Where a validator's verification keys come from.
 #[derive(Clone)]
@@ -95,14 +91,7 @@ impl JwksSource {
         let url: http::Uri = url
             .parse()
             .map_err(|e| ApimError::config("key_manager.url", format!("bad JWKS URL: {e}")))?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https);
+        let client = crate::http_client::https_client();
         let src = JwksSource {
             current: Arc::new(RwLock::new(Arc::new(JwtVerifier::default()))),
             remote: Some(Arc::new(Remote {

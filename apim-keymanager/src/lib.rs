@@ -42,6 +42,7 @@ mod client_auth;
 mod error;
 pub mod form;
 mod grants;
+mod http_client;
 pub mod internal;
 mod introspect;
 mod issue;

@@ -4,7 +4,6 @@
 //! configured every call is refused.
 
 use apim_core::artifacts::GatewayData;
-use apim_core::crypto::{ct_eq, sha256_hex};
 use apim_core::event::{Event, Seq};
 use apim_core::ApimError;
 use axum::extract::{FromRequestParts, State};
@@ -25,27 +24,8 @@ impl FromRequestParts<Portal> for InternalCaller {
     type Rejection = ApimError;
 
     async fn from_request_parts(parts: &mut Parts, p: &Portal) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| ApimError::Unauthenticated("the internal token is required".into()))?;
-        let expected = p
-            .internal_token()
-            .ok_or_else(|| ApimError::Forbidden("no internal token is configured".into()))?;
-        // hash both so the comparison is over equal lengths
-        if ct_eq(
-            sha256_hex(presented.trim().as_bytes()).as_bytes(),
-            sha256_hex(expected.as_bytes()).as_bytes(),
-        ) {
-            Ok(InternalCaller)
-        } else {
-            Err(ApimError::Unauthenticated("invalid internal token".into()))
-        }
+        apim_core::auth::check_internal_token(&parts.headers, p.internal_token())?;
+        Ok(InternalCaller)
     }
 }
 

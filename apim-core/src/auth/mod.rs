@@ -31,7 +31,10 @@
 //! # let _ = svc;
 //! ```
 
+mod internal;
 mod layer;
+
+pub use internal::check_internal_token;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -10,12 +10,8 @@ use apim_core::ApimError;
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::UserVerifier;
+use crate::http_client::HttpClient;
 use crate::internal::{VerifyRequest, USER_VERIFY_PATH};
-
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<bytes::Bytes>,
->;
 
 /// Asks a Key Manager's [`USER_VERIFY_PATH`] with the deployment's internal token.
 pub struct HttpUserVerifier {
@@ -41,14 +37,7 @@ impl HttpUserVerifier {
         let mut authorization = http::HeaderValue::try_from(format!("Bearer {internal_token}"))
             .map_err(|_| ApimError::config("internal.token", "not a header value"))?;
         authorization.set_sensitive(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https);
+        let client = crate::http_client::https_client();
         Ok(HttpUserVerifier {
             url,
             authorization,

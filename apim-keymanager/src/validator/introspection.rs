@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::jwt::{new_cache, Cached};
 use super::{bearer, token_hash};
+use crate::http_client::HttpClient;
 use crate::jwt::ApplicationClaim;
 use crate::KeyManager;
 
@@ -34,11 +35,6 @@ impl TokenIntrospector for KeyManager {
         KeyManager::introspect(self, token).await
     }
 }
-
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<bytes::Bytes>,
->;
 
 /// Introspection over HTTP at a remote Key Manager, authenticating as a client.
 pub struct HttpIntrospector {
@@ -83,14 +79,7 @@ impl HttpIntrospector {
             .parse()
             .map_err(|e| ApimError::config("key_manager.url", format!("bad URL: {e}")))?;
         authorization.set_sensitive(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https);
+        let client = crate::http_client::https_client();
         Ok(HttpIntrospector {
             url,
             authorization,
