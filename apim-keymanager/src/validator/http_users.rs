@@ -3,45 +3,25 @@
 //! on every call — a changed password or removed user applies to the next request — and the
 //! Key Manager remembers verified credentials, so this costs a round trip, not a PBKDF2.
 
-use std::time::Duration;
-
 use apim_core::model::User;
 use apim_core::ApimError;
-use http_body_util::{BodyExt, Full, Limited};
 
 use super::UserVerifier;
-use crate::http_client::HttpClient;
+use crate::http_client::RemoteEndpoint;
 use crate::internal::{VerifyRequest, USER_VERIFY_PATH};
 
 /// Asks a Key Manager's [`USER_VERIFY_PATH`] with the deployment's internal token.
+#[derive(Debug)]
 pub struct HttpUserVerifier {
-    url: http::Uri,
-    authorization: http::HeaderValue,
-    client: HttpClient,
-}
-
-impl std::fmt::Debug for HttpUserVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpUserVerifier")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
+    endpoint: RemoteEndpoint,
 }
 
 impl HttpUserVerifier {
     /// Asks the Key Manager at `base_url` (e.g. `https://km:9443`) with `internal_token`.
     pub fn new(base_url: &str, internal_token: &str) -> Result<Self, ApimError> {
-        let url = format!("{}{USER_VERIFY_PATH}", base_url.trim_end_matches('/'))
-            .parse()
-            .map_err(|e| ApimError::config("key_manager.url", format!("bad URL: {e}")))?;
-        let mut authorization = http::HeaderValue::try_from(format!("Bearer {internal_token}"))
-            .map_err(|_| ApimError::config("internal.token", "not a header value"))?;
-        authorization.set_sensitive(true);
-        let client = crate::http_client::https_client();
+        let url = format!("{}{USER_VERIFY_PATH}", base_url.trim_end_matches('/'));
         Ok(HttpUserVerifier {
-            url,
-            authorization,
-            client,
+            endpoint: RemoteEndpoint::internal(&url, internal_token)?,
         })
     }
 }
@@ -55,21 +35,11 @@ impl UserVerifier for HttpUserVerifier {
             password: password.to_owned(),
         })
         .map_err(|e| fail(e.to_string()))?;
-        let req = http::Request::post(self.url.clone())
-            .header(http::header::AUTHORIZATION, self.authorization.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::from(body))
-            .map_err(|e| fail(e.to_string()))?;
-        let res = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+        let (status, bytes) = self
+            .endpoint
+            .post("application/json", body)
             .await
-            .map_err(|_| fail("timeout".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        let status = res.status();
-        let bytes = Limited::new(res.into_body(), 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .to_bytes();
+            .map_err(fail)?;
         let code = || {
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()

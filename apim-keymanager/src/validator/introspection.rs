@@ -2,7 +2,6 @@
 //! ([`KeyManager`] is a [`TokenIntrospector`]) or over RFC 7662 ([`HttpIntrospector`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use apim_core::artifacts::{ArtifactStore, RouteMatch};
 use apim_core::auth::{AuthContext, CredentialKind, KeyValidator, RequestMeta};
@@ -12,13 +11,12 @@ use apim_core::time::now_secs;
 use apim_core::ApimError;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use http_body_util::{BodyExt, Full, Limited};
 use moka::sync::Cache;
 use serde_json::Value;
 
 use super::jwt::{new_cache, Cached};
 use super::{bearer, token_hash};
-use crate::http_client::HttpClient;
+use crate::http_client::RemoteEndpoint;
 use crate::jwt::ApplicationClaim;
 use crate::KeyManager;
 
@@ -36,19 +34,11 @@ impl TokenIntrospector for KeyManager {
     }
 }
 
-/// Introspection over HTTP at a remote Key Manager, authenticating as a client.
+/// Introspection over HTTP at a remote Key Manager, authenticating as a client or with the
+/// deployment's internal token.
+#[derive(Debug)]
 pub struct HttpIntrospector {
-    url: http::Uri,
-    authorization: http::HeaderValue,
-    client: HttpClient,
-}
-
-impl std::fmt::Debug for HttpIntrospector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpIntrospector")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
+    endpoint: RemoteEndpoint,
 }
 
 impl HttpIntrospector {
@@ -60,30 +50,16 @@ impl HttpIntrospector {
             STANDARD.encode(format!("{}:{}", enc(client_id), enc(client_secret)))
         ))
         .map_err(|_| ApimError::config("key_manager.client_id", "not a header value"))?;
-        Self::with_authorization(url, authorization)
+        Ok(HttpIntrospector {
+            endpoint: RemoteEndpoint::new(url, authorization)?,
+        })
     }
 
     /// Introspects at `url` as a gateway of the deployment, with its internal token (no OAuth
     /// client of its own needed; see [`crate::internal`]).
     pub fn with_internal_token(url: &str, internal_token: &str) -> Result<Self, ApimError> {
-        let authorization = http::HeaderValue::try_from(format!("Bearer {internal_token}"))
-            .map_err(|_| ApimError::config("internal.token", "not a header value"))?;
-        Self::with_authorization(url, authorization)
-    }
-
-    fn with_authorization(
-        url: &str,
-        mut authorization: http::HeaderValue,
-    ) -> Result<Self, ApimError> {
-        let url = url
-            .parse()
-            .map_err(|e| ApimError::config("key_manager.url", format!("bad URL: {e}")))?;
-        authorization.set_sensitive(true);
-        let client = crate::http_client::https_client();
         Ok(HttpIntrospector {
-            url,
-            authorization,
-            client,
+            endpoint: RemoteEndpoint::internal(url, internal_token)?,
         })
     }
 }
@@ -95,26 +71,14 @@ impl TokenIntrospector for HttpIntrospector {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("token", token)
             .finish();
-        let req = http::Request::post(self.url.clone())
-            .header(http::header::AUTHORIZATION, self.authorization.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::from(body))
-            .map_err(|e| fail(e.to_string()))?;
-        let res = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+        let (status, bytes) = self
+            .endpoint
+            .post("application/x-www-form-urlencoded", body.into_bytes())
             .await
-            .map_err(|_| fail("timeout".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        if !res.status().is_success() {
-            return Err(fail(format!("status {}", res.status())));
+            .map_err(fail)?;
+        if !status.is_success() {
+            return Err(fail(format!("status {status}")));
         }
-        let bytes = Limited::new(res.into_body(), 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .to_bytes();
         serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))
     }
 }
