@@ -5,8 +5,10 @@
 //! - header block over `max_header_bytes` → 431 (HTTP/1; HTTP/2 via `max_header_list_size`);
 //! - a malformed request line, duplicate `Content-Length`, `Content-Length` with
 //!   `Transfer-Encoding` → 400 by hyper's parser, before any service runs;
-//! - header read timeout and keep-alive idle timeout (`idle_timeout`): an idle HTTP/1
-//!   connection is closed when no new request head arrives in time;
+//! - keep-alive idle timeout and slow heads (`idle_timeout`): a connection on which no request
+//!   started and none was in flight for a whole `idle_timeout` is closed (after one to two
+//!   periods), which also ends a head that never completes; a request in flight keeps its
+//!   connection (see `watchdog`);
 //! - `max_connections`: beyond it, a listener holds the one connection it accepted until a slot
 //!   frees and accepts no more (back-pressure in the kernel backlog); the count is shared by
 //!   all listeners given the same [`ConnLimits`] (the gateway's traffic ports and worker
@@ -15,6 +17,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,7 +68,9 @@ fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout)
+        // slow heads and idle keep-alive connections are the watchdog's (see `watchdog`):
+        // hyper's header-read timer costs a timer and an allocation per request
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     b.http2()
@@ -115,16 +120,32 @@ pub async fn serve(
             metrics.connection(1);
             match tls {
                 None => {
-                    let conn = serve_conn(&builder, TokioIo::new(stream), flow, peer, false);
-                    let _ = watcher.watch(conn).await;
+                    let activity = Arc::new(Activity::default());
+                    let conn = serve_conn(
+                        &builder,
+                        TokioIo::new(stream),
+                        flow,
+                        peer,
+                        false,
+                        activity.clone(),
+                    );
+                    watchdog(watcher.watch(conn), &activity, limits.idle_timeout).await;
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                         .await
                     {
                         Ok(Ok(s)) => {
-                            let conn = serve_conn(&builder, TokioIo::new(s), flow, peer, true);
-                            let _ = watcher.watch(conn).await;
+                            let activity = Arc::new(Activity::default());
+                            let conn = serve_conn(
+                                &builder,
+                                TokioIo::new(s),
+                                flow,
+                                peer,
+                                true,
+                                activity.clone(),
+                            );
+                            watchdog(watcher.watch(conn), &activity, limits.idle_timeout).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -164,6 +185,7 @@ fn serve_conn<I>(
     flow: Arc<Flow>,
     peer: SocketAddr,
     tls: bool,
+    activity: Arc<Activity>,
 ) -> impl hyper_util::server::graceful::GracefulConnection + '_
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -171,12 +193,95 @@ where
     let conn = Conn::new(peer, tls);
     // the flow's future is polled in place by hyper's dispatcher: no box, no service clone
     let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let in_flight = InFlight::start(&activity);
         let handled = flow
             .clone()
             .handle(req.map(GatewayBody::from), conn.clone());
-        async move { Ok::<_, Infallible>(handled.await) }
+        async move {
+            let res = handled.await;
+            Ok::<_, Infallible>(res.map(|body| Tracked {
+                body,
+                _in_flight: in_flight,
+            }))
+        }
     });
     builder.serve_connection_with_upgrades(io, hsvc)
+}
+
+/// What a connection's [`watchdog`] sees: how many requests have started, and how many are
+/// still in flight (their response body not yet sent or dropped).
+#[derive(Debug, Default)]
+struct Activity {
+    started: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+/// One request in flight on a connection, until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.started.fetch_add(1, Ordering::Relaxed);
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it ends or is dropped.
+struct Tracked {
+    body: GatewayBody,
+    /// Held for its drop.
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Runs `conn` and closes it when, over a whole `idle` period, no request started and none was
+/// in flight: an idle keep-alive connection (or h2 connection without streams), and a request
+/// head that does not complete (slowloris), go after `idle` to `2 × idle`. A request in flight
+/// — a slow backend, a long download — keeps its connection however long it takes (the
+/// request and endpoint timeouts bound those). One timer per connection per `idle` period,
+/// instead of hyper's header-read timer per request.
+async fn watchdog<F: Future>(conn: F, activity: &Activity, idle: Duration) {
+    tokio::pin!(conn);
+    let mut seen = activity.started.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            _ = &mut conn => return,
+            () = tokio::time::sleep(idle) => {
+                let now = activity.started.load(Ordering::Relaxed);
+                if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
+                    tracing::debug!("closing an idle connection");
+                    return; // dropping the connection closes it
+                }
+                seen = now;
+            }
+        }
+    }
 }
 
 /// Resolves when the process gets SIGTERM or Ctrl-C.

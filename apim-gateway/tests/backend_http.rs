@@ -1220,3 +1220,34 @@ async fn concurrent_posts_round_trip_their_bodies() {
         TASKS * EACH
     );
 }
+
+#[tokio::test]
+async fn a_slowly_streamed_body_outlives_the_idle_timeout() {
+    // the head at once, then the body in four pieces 400 ms apart (1.6 s in all)
+    let b = scripted(vec![vec![
+        w("HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nab"),
+        Step::Sleep(400),
+        w("cd"),
+        Step::Sleep(400),
+        w("ef"),
+        Step::Sleep(400),
+        w("g"),
+        Step::Sleep(400),
+        w("h"),
+    ]])
+    .await;
+    let mut config = test_config();
+    config.gateway.idle_timeout_ms = 300;
+    let gw = gateway(vec![api("b", "/b", http_ep(&b.url))], config).await;
+    let r = parse(
+        &send(gw.addr, &request("GET", "/trickle", "", b"")).await,
+        false,
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "abcdefgh"),
+        "{}",
+        r.raw
+    );
+    assert!(r.complete);
+}

@@ -497,6 +497,49 @@ async fn idle_keep_alive_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let b = backend().await;
+    let mut cfg = test_config();
+    cfg.gateway.idle_timeout_ms = 300;
+    let gw = gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg).await;
+    // a head that never ends (slowloris): a byte now and then, no blank line
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /pizza/1.0.0/x HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    let drip = async {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if s.write_all(b"X").await.is_err() {
+                return;
+            }
+        }
+    };
+    let closed = tokio::time::timeout(Duration::from_secs(3), drip).await;
+    assert!(
+        closed.is_ok(),
+        "the connection was closed while the head dripped in"
+    );
+    assert_eq!(b.hits(), 0);
+}
+
+#[tokio::test]
+async fn requests_in_flight_outlive_the_idle_timeout() {
+    let b = backend().await;
+    let mut cfg = test_config();
+    cfg.gateway.idle_timeout_ms = 300;
+    let gw = gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg).await;
+    // the backend's /slow takes 3 s, ten idle timeouts
+    let r = get(
+        gw.addr,
+        "/pizza/1.0.0/slow",
+        &[("authorization", "Bearer good")],
+    )
+    .await;
+    assert_eq!(status_of(&r), 200, "{r}");
+}
+
+#[tokio::test]
 async fn analytics_records_without_blocking() {
     use apim_core::bus::ChannelSink;
     let b = backend().await;
