@@ -226,6 +226,14 @@ impl Store {
         api.life_cycle_status = previous.apply(action)?;
         api.last_updated_time = now_ms();
         save_api(&mut tx, &api).await?;
+        // history is ordered by time: two changes within one millisecond get distinct,
+        // increasing times, so the order they happened in is the order they are listed in
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(at) FROM api_lifecycle_history WHERE api_id = $1")
+                .bind(id)
+                .fetch_one(tx.conn())
+                .await?;
+        let at = last.map_or(api.last_updated_time, |l| api.last_updated_time.max(l + 1));
         sqlx::query(
             "INSERT INTO api_lifecycle_history (id, api_id, previous_state, post_state, username, at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -234,7 +242,7 @@ impl Store {
         .bind(previous.as_str())
         .bind(api.life_cycle_status.as_str())
         .bind(user)
-        .bind(api.last_updated_time)
+        .bind(at)
         .execute(tx.conn())
         .await?;
         tx.emit(EventPayload::ApiLifecycleChange(LifecycleChange {
