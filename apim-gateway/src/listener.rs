@@ -120,32 +120,34 @@ pub async fn serve(
             metrics.connection(1);
             match tls {
                 None => {
-                    let activity = Arc::new(Activity::default());
-                    let conn = serve_conn(
+                    let io = TokioIo::new(stream);
+                    serve_conn(
                         &builder,
-                        TokioIo::new(stream),
+                        io,
                         flow,
                         peer,
                         false,
-                        activity.clone(),
-                    );
-                    watchdog(watcher.watch(conn), &activity, limits.idle_timeout).await;
+                        watcher,
+                        limits.idle_timeout,
+                    )
+                    .await;
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                         .await
                     {
                         Ok(Ok(s)) => {
-                            let activity = Arc::new(Activity::default());
-                            let conn = serve_conn(
+                            let io = TokioIo::new(s);
+                            serve_conn(
                                 &builder,
-                                TokioIo::new(s),
+                                io,
                                 flow,
                                 peer,
                                 true,
-                                activity.clone(),
-                            );
-                            watchdog(watcher.watch(conn), &activity, limits.idle_timeout).await;
+                                watcher,
+                                limits.idle_timeout,
+                            )
+                            .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -179,21 +181,25 @@ pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAdd
     }
 }
 
-fn serve_conn<I>(
+/// Serves one connection until it ends, shutdown drains it (`watcher`), or the [`watchdog`]
+/// finds it idle for `idle`.
+async fn serve_conn<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: TokioIo<I>,
     flow: Arc<Flow>,
     peer: SocketAddr,
     tls: bool,
-    activity: Arc<Activity>,
-) -> impl hyper_util::server::graceful::GracefulConnection + '_
-where
+    watcher: hyper_util::server::graceful::Watcher,
+    idle: Duration,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let activity = Arc::new(Activity::default());
+    let counted = activity.clone();
     let conn = Conn::new(peer, tls);
     // the flow's future is polled in place by hyper's dispatcher: no box, no service clone
     let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let in_flight = InFlight::start(&activity);
+        let in_flight = InFlight::start(&counted);
         let handled = flow
             .clone()
             .handle(req.map(GatewayBody::from), conn.clone());
@@ -205,7 +211,8 @@ where
             }))
         }
     });
-    builder.serve_connection_with_upgrades(io, hsvc)
+    let conn = builder.serve_connection_with_upgrades(io, hsvc);
+    watchdog(watcher.watch(conn), &activity, idle).await;
 }
 
 /// What a connection's [`watchdog`] sees: how many requests have started, and how many are
