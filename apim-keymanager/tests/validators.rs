@@ -45,15 +45,36 @@ fn api() -> Api {
 }
 
 fn route(op: usize) -> RouteMatch {
+    route_to(api(), op)
+}
+
+fn route_to(api: Api, op: usize) -> RouteMatch {
     RouteMatch {
         api: Arc::new(DeployedApi::new(
-            api(),
+            api,
             "r1".into(),
             None,
             vec!["Default".into()],
         )),
         operation: op,
         resource_start: 0,
+    }
+}
+
+/// A production API key of the application for the API, valid an hour, optionally for some
+/// client IPs only.
+fn key_request(permitted_ip: Option<&str>) -> ApiKeyRequest {
+    ApiKeyRequest {
+        application: application(),
+        key_type: KeyType::Production,
+        validity_secs: 3600,
+        permitted_ip: permitted_ip.map(Into::into),
+        permitted_referer: None,
+        subscribed_apis: vec![jwt::SubscribedApi {
+            id: API.into(),
+            ..Default::default()
+        }],
+        subject: None,
     }
 }
 
@@ -423,18 +444,7 @@ async fn api_keys_with_ip_and_referer_limits() {
     let (km, cid, _d) = km_with_client(None, None).await;
     let arts = artifacts(&cid, "UNBLOCKED");
     let key = km
-        .issue_api_key(ApiKeyRequest {
-            application: application(),
-            key_type: KeyType::Production,
-            validity_secs: 3600,
-            permitted_ip: Some("10.0.0.0/8, 192.168.1.10".into()),
-            permitted_referer: None,
-            subscribed_apis: vec![jwt::SubscribedApi {
-                id: API.into(),
-                ..Default::default()
-            }],
-            subject: None,
-        })
+        .issue_api_key(key_request(Some("10.0.0.0/8, 192.168.1.10")))
         .unwrap();
     let v = ApiKeyValidator::new(km.jwks_source(), arts.clone());
     let mut headers = HeaderMap::new();
@@ -744,16 +754,7 @@ async fn user_check_endpoint_refuses_bad_callers_and_bodies() {
 fn route_with_schemes(schemes: &[&str]) -> RouteMatch {
     let mut a = api();
     a.security_scheme = schemes.iter().map(|s| (*s).to_owned()).collect();
-    RouteMatch {
-        api: Arc::new(DeployedApi::new(
-            a,
-            "r1".into(),
-            None,
-            vec!["Default".into()],
-        )),
-        operation: 0,
-        resource_start: 0,
-    }
+    route_to(a, 0)
 }
 
 #[tokio::test]
@@ -769,20 +770,7 @@ async fn credentials_must_be_of_a_scheme_the_api_enables() {
         .await
         .unwrap()
         .access_token;
-    let key = km
-        .issue_api_key(ApiKeyRequest {
-            application: application(),
-            key_type: KeyType::Production,
-            validity_secs: 3600,
-            permitted_ip: None,
-            permitted_referer: None,
-            subscribed_apis: vec![jwt::SubscribedApi {
-                id: API.into(),
-                ..Default::default()
-            }],
-            subject: None,
-        })
-        .unwrap();
+    let key = km.issue_api_key(key_request(None)).unwrap();
     let with = |name: &str, value: &str| {
         let mut headers = HeaderMap::new();
         headers.insert(

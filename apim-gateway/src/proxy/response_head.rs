@@ -78,10 +78,15 @@ pub fn parse_response_head(
     let mut spans = [[0u32; 4]; MAX_HEADERS];
     let mut keep = 0u128;
     let mut connection_names = false;
+    // `Content-Length` fields, and whether one lists several values
+    let (mut lengths, mut length_list) = (0, false);
     let count = res.headers.len();
     for (i, (span, h)) in spans.iter_mut().zip(res.headers.iter()).enumerate() {
         let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            lengths += 1;
+            length_list |= h.value.contains(&b',');
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -140,10 +145,7 @@ pub fn parse_response_head(
     if let Framing::Length(n) = framing {
         // `Content-Length: 5, 5` or the field twice (equal values, else refused above): the
         // client gets the one valid value (RFC 9110 §8.6)
-        let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-        let single =
-            values.next().is_some_and(|v| !v.as_bytes().contains(&b',')) && values.next().is_none();
-        if !single {
+        if lengths > 1 || length_list {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
     }
