@@ -224,7 +224,8 @@ impl ApiEndpoints {
 /// Parsed endpoints of every deployed API, rebuilt when a new revision is deployed.
 #[derive(Debug)]
 pub struct EndpointRegistry {
-    by_api: RwLock<HashMap<String, Arc<ApiEndpoints>>>,
+    /// foldhash: keys are deployed API ids, not request data
+    by_api: RwLock<HashMap<String, Arc<ApiEndpoints>, foldhash::fast::RandomState>>,
     default_suspend: Duration,
 }
 
@@ -238,7 +239,7 @@ impl EndpointRegistry {
     /// An empty registry; endpoints without `suspendDuration` are suspended for `suspend`.
     pub fn new(suspend: Duration) -> Self {
         EndpointRegistry {
-            by_api: RwLock::new(HashMap::new()),
+            by_api: RwLock::new(HashMap::default()),
             default_suspend: suspend,
         }
     }

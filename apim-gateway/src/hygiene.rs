@@ -20,32 +20,44 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
     if b.first() != Some(&b'/') {
         return Err("path must start with '/'");
     }
-    for seg in path.split('/') {
-        if seg == "." || seg == ".." {
-            return Err("dot segments are not allowed in the path");
+    // one pass over the bytes: segment ends (for dot segments), backslashes, escapes
+    let dot = |seg: &[u8]| seg == b"." || seg == b"..";
+    let (mut seg, mut i) = (1, 1);
+    while i < b.len() {
+        match b[i] {
+            b'/' => {
+                if dot(&b[seg..i]) {
+                    return Err(DOT_SEGMENT);
+                }
+                seg = i + 1;
+            }
+            b'\\' => return Err("backslash is not allowed in the path"),
+            b'%' => {
+                let (Some(&h), Some(&l)) = (b.get(i + 1), b.get(i + 2)) else {
+                    return Err("truncated percent-encoding in the path");
+                };
+                match (h.to_ascii_lowercase(), l.to_ascii_lowercase()) {
+                    (b'2', b'e') => return Err("encoded '.' is not allowed in the path"),
+                    (b'2', b'f') => return Err("encoded '/' is not allowed in the path"),
+                    (b'5', b'c') => return Err("encoded '\\' is not allowed in the path"),
+                    (b'0', b'0') => return Err("encoded NUL is not allowed in the path"),
+                    (h, l) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {}
+                    _ => return Err("invalid percent-encoding in the path"),
+                }
+                i += 3;
+                continue;
+            }
+            _ => {}
         }
+        i += 1;
     }
-    if b.contains(&b'\\') {
-        return Err("backslash is not allowed in the path");
-    }
-    let mut i = 0;
-    while let Some(off) = b[i..].iter().position(|&c| c == b'%') {
-        let p = i + off;
-        let (Some(&h), Some(&l)) = (b.get(p + 1), b.get(p + 2)) else {
-            return Err("truncated percent-encoding in the path");
-        };
-        match (h.to_ascii_lowercase(), l.to_ascii_lowercase()) {
-            (b'2', b'e') => return Err("encoded '.' is not allowed in the path"),
-            (b'2', b'f') => return Err("encoded '/' is not allowed in the path"),
-            (b'5', b'c') => return Err("encoded '\\' is not allowed in the path"),
-            (b'0', b'0') => return Err("encoded NUL is not allowed in the path"),
-            (h, l) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {}
-            _ => return Err("invalid percent-encoding in the path"),
-        }
-        i = p + 3;
+    if dot(&b[seg..]) {
+        return Err(DOT_SEGMENT);
     }
     Ok(())
 }
+
+const DOT_SEGMENT: &str = "dot segments are not allowed in the path";
 
 /// Checks a `Host` value: `host[:port]` with a DNS name / IPv4 address (letters, digits, `-`,
 /// `.`, `_`) or a bracketed IPv6 address, no user info, no path, a port up to 65535. Works on
@@ -202,6 +214,62 @@ mod tests {
             "ctx",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The path check before it became one pass over the bytes.
+    fn check_path_by_segments(path: &str) -> bool {
+        let b = path.as_bytes();
+        if b.first() != Some(&b'/') || path.split('/').any(|s| s == "." || s == "..") {
+            return false;
+        }
+        if b.contains(&b'\\') {
+            return false;
+        }
+        let mut i = 0;
+        while let Some(off) = b[i..].iter().position(|&c| c == b'%') {
+            let p = i + off;
+            let (Some(&h), Some(&l)) = (b.get(p + 1), b.get(p + 2)) else {
+                return false;
+            };
+            match (h.to_ascii_lowercase(), l.to_ascii_lowercase()) {
+                (b'2', b'e' | b'f') | (b'5', b'c') | (b'0', b'0') => return false,
+                (h, l) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {}
+                _ => return false,
+            }
+            i = p + 3;
+        }
+        true
+    }
+
+    #[test]
+    fn path_check_agrees_with_the_segment_check() {
+        // every path of up to 5 bytes after the leading '/' over the interesting bytes
+        let alphabet = b"a./\\%2eEf0c5".to_vec();
+        let mut frontier = vec![b"/".to_vec()];
+        let mut cases = frontier.clone();
+        for _ in 0..5 {
+            frontier = frontier
+                .iter()
+                .flat_map(|p| {
+                    alphabet.iter().map(move |&c| {
+                        let mut v = p.clone();
+                        v.push(c);
+                        v
+                    })
+                })
+                .collect();
+            cases.extend(frontier.iter().cloned());
+        }
+        cases.extend([b"x/..".to_vec(), b"".to_vec(), b"/a/%2".to_vec()]);
+        assert!(cases.len() > 200_000);
+        for case in cases {
+            let path = std::str::from_utf8(&case).unwrap();
+            assert_eq!(
+                check_path(path).is_ok(),
+                check_path_by_segments(path),
+                "{path:?}"
+            );
         }
     }
 

@@ -40,7 +40,8 @@ struct ApiCounters {
 /// The gateway's counters. Cheap to update: a read lock and a short scan on the common path.
 #[derive(Debug)]
 pub struct Metrics {
-    by_api: RwLock<HashMap<String, ApiCounters>>,
+    /// foldhash: keys are deployed API ids, not request data
+    by_api: RwLock<HashMap<String, ApiCounters, foldhash::fast::RandomState>>,
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -59,7 +60,7 @@ impl Metrics {
     /// Empty counters.
     pub fn new() -> Self {
         Metrics {
-            by_api: RwLock::new(HashMap::new()),
+            by_api: RwLock::new(HashMap::default()),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_count: AtomicU64::new(0),
             latency_sum_us: AtomicU64::new(0),

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 use http::Method;
 
 use super::{DeployedApi, RouteMatch};
@@ -14,15 +16,17 @@ use crate::ApimError;
 #[derive(Debug, Default, Clone)]
 struct ContextEntry {
     /// version → deployments (one per vhost).
-    versions: HashMap<String, Vec<Arc<DeployedApi>>>,
+    versions: HashMap<String, Vec<Arc<DeployedApi>>, RandomState>,
     /// Deployments of the default version (one per vhost).
     default: Vec<Arc<DeployedApi>>,
 }
 
-/// Routing table over deployed APIs. Immutable once built.
+/// Routing table over deployed APIs. Immutable once built. Its maps hash with foldhash
+/// (seeded per map): their keys are the operator's contexts and versions, so a request can
+/// only probe them, and SipHash cost two of the gateway's hottest hash computations.
 #[derive(Debug, Default, Clone)]
 pub struct ApiRouter {
-    by_context: HashMap<String, ContextEntry>,
+    by_context: HashMap<String, ContextEntry, RandomState>,
     max_depth: usize,
 }
 

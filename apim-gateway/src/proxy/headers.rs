@@ -14,12 +14,21 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Whether a field name, as received, is hop-by-hop (the fixed list above, and `Upgrade`).
+/// Whether a field name, as received (any case), is hop-by-hop: the fixed list above, and
+/// `Upgrade`. Runs for every field of every backend response, so it looks at the length
+/// first: most names are ruled out without comparing a byte.
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"upgrade")
-        || HOP_BY_HOP
-            .iter()
-            .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+    let candidates: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        7 => &[b"trailer", b"upgrade"],
+        10 => &[b"connection", b"keep-alive"],
+        16 => &[b"proxy-connection"],
+        17 => &[b"transfer-encoding"],
+        18 => &[b"proxy-authenticate"],
+        19 => &[b"proxy-authorization"],
+        _ => return false,
+    };
+    candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
 }
 
 /// `x-forwarded-for`.
@@ -154,6 +163,32 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_HOST], "gw.example.com");
         assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn hop_by_hop_names_in_any_case_and_nothing_else() {
+        for name in HOP_BY_HOP.iter().chain([&header::UPGRADE]) {
+            let lower = name.as_str();
+            assert!(is_hop_by_hop(lower.as_bytes()), "{lower}");
+            assert!(is_hop_by_hop(lower.to_uppercase().as_bytes()), "{lower}");
+            // one byte more or less, or a neighbouring letter, is another field
+            assert!(!is_hop_by_hop(&lower.as_bytes()[1..]), "{lower}");
+            assert!(!is_hop_by_hop(format!("{lower}s").as_bytes()), "{lower}");
+            let mut other = lower.as_bytes().to_vec();
+            other[0] += 1;
+            assert!(!is_hop_by_hop(&other), "{lower}");
+        }
+        for name in [
+            "content-length",
+            "content-type",
+            "date",
+            "server",
+            "tee",
+            "",
+            "trailers",
+        ] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

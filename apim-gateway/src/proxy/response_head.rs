@@ -120,7 +120,7 @@ pub fn parse_response_head(
             continue;
         }
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
-        let name = HeaderName::from_bytes(&head[ns..ne])
+        let name = field_name(&head[ns..ne])
             .map_err(|_| invalid("invalid header name from the backend"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
             .map_err(|_| invalid("invalid header value from the backend"))?;
@@ -157,10 +157,67 @@ pub fn parse_response_head(
     Ok(Some((parts, framing, reusable)))
 }
 
+/// The usual spellings of common response fields, and the constants they name: matched as
+/// they come (a length switch and a compare), where `HeaderName::from_bytes` first copies the
+/// name into lower case.
+static COMMON_FIELDS: [(&[u8], &[u8], HeaderName); 12] = [
+    (b"Content-Type", b"content-type", header::CONTENT_TYPE),
+    (b"Content-Length", b"content-length", header::CONTENT_LENGTH),
+    (b"Date", b"date", header::DATE),
+    (b"Server", b"server", header::SERVER),
+    (b"Cache-Control", b"cache-control", header::CACHE_CONTROL),
+    (b"ETag", b"etag", header::ETAG),
+    (b"Last-Modified", b"last-modified", header::LAST_MODIFIED),
+    (b"Vary", b"vary", header::VARY),
+    (b"Location", b"location", header::LOCATION),
+    (b"Set-Cookie", b"set-cookie", header::SET_COOKIE),
+    (
+        b"Content-Encoding",
+        b"content-encoding",
+        header::CONTENT_ENCODING,
+    ),
+    (b"Accept-Ranges", b"accept-ranges", header::ACCEPT_RANGES),
+];
+
+/// The field name `name` as received from a backend.
+fn field_name(name: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
+    for (canonical, lower, constant) in &COMMON_FIELDS {
+        if name.len() == canonical.len() && (name == *canonical || name == *lower) {
+            return Ok(constant.clone());
+        }
+    }
+    HeaderName::from_bytes(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proxy::framing::{Chunked, Decoded};
+
+    #[test]
+    fn common_field_names_are_the_parsed_ones() {
+        for (canonical, lower, constant) in &COMMON_FIELDS {
+            for spelling in [*canonical, *lower] {
+                assert_eq!(field_name(spelling).unwrap(), constant);
+                assert_eq!(HeaderName::from_bytes(spelling).unwrap(), constant);
+            }
+        }
+        // other spellings and names still parse (or fail) as before
+        for name in [
+            &b"CONTENT-TYPE"[..],
+            b"content-Type",
+            b"X-Custom",
+            b"Dat",
+            b"Dates",
+        ] {
+            assert_eq!(
+                field_name(name).unwrap(),
+                HeaderName::from_bytes(name).unwrap()
+            );
+        }
+        assert!(field_name(b"bad name").is_err());
+        assert!(field_name(b"").is_err());
+    }
 
     #[test]
     fn response_head_parts_share_the_read_bytes() {

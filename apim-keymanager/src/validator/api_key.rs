@@ -7,9 +7,8 @@ use apim_core::artifacts::{ArtifactStore, RouteMatch};
 use apim_core::auth::{AuthContext, CredentialKind, KeyValidator, RequestMeta};
 use apim_core::time::now_secs;
 use apim_core::ApimError;
-use moka::sync::Cache;
 
-use super::jwt::{context_from_claims, new_cache, Cached};
+use super::jwt::{context_from_claims, new_cache, Cached, TokenCache};
 use super::{authorize, token_hash};
 use crate::jwks::JwksSource;
 use crate::jwt::{check_claims, JwtError, Validation};
@@ -23,7 +22,7 @@ pub struct ApiKeyValidator {
     keys: JwksSource,
     artifacts: Arc<dyn ArtifactStore>,
     validation: Validation,
-    cache: Cache<[u8; 32], Arc<Cached>>,
+    cache: TokenCache,
     allow_query: bool,
 }
 

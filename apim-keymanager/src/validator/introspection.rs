@@ -11,10 +11,9 @@ use apim_core::time::now_secs;
 use apim_core::ApimError;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use moka::sync::Cache;
 use serde_json::Value;
 
-use super::jwt::{new_cache, Cached};
+use super::jwt::{new_cache, Cached, TokenCache};
 use super::{bearer, token_hash};
 use crate::http_client::RemoteEndpoint;
 use crate::jwt::ApplicationClaim;
@@ -88,7 +87,7 @@ impl TokenIntrospector for HttpIntrospector {
 pub struct IntrospectionValidator {
     source: Arc<dyn TokenIntrospector>,
     artifacts: Arc<dyn ArtifactStore>,
-    cache: Cache<[u8; 32], Arc<Cached>>,
+    cache: TokenCache,
 }
 
 impl std::fmt::Debug for IntrospectionValidator {

@@ -36,13 +36,17 @@ impl moka::Expiry<[u8; 32], Arc<Cached>> for UntilExpiry {
     }
 }
 
-pub(crate) fn new_cache(capacity: u64) -> Cache<[u8; 32], Arc<Cached>> {
+/// Verified credentials by SHA-256 of the credential. The keys are digests (uniform, not
+/// steerable by a caller), so the map hashes them with foldhash instead of SipHash.
+pub(crate) type TokenCache = Cache<[u8; 32], Arc<Cached>, foldhash::fast::RandomState>;
+
+pub(crate) fn new_cache(capacity: u64) -> TokenCache {
     Cache::builder()
         .max_capacity(capacity)
         .expire_after(UntilExpiry {
             max: Duration::from_secs(900),
         })
-        .build()
+        .build_with_hasher(foldhash::fast::RandomState::default())
 }
 
 /// Validates `Authorization: Bearer <JWT>` against the Key Manager's keys, then authorises the
@@ -61,7 +65,7 @@ pub struct JwtValidator {
     keys: JwksSource,
     artifacts: Arc<dyn ArtifactStore>,
     validation: Validation,
-    cache: Cache<[u8; 32], Arc<Cached>>,
+    cache: TokenCache,
 }
 
 impl std::fmt::Debug for JwtValidator {
