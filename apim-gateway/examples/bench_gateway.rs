@@ -62,7 +62,9 @@ fn data(backend: &str) -> Result<GatewayData, ApimError> {
 /// (`BENCH_THREADS` to choose): single-threaded runtimes with `SO_REUSEPORT` listeners and
 /// their own backend connections, as `gateway.worker_threads` configures it in the gateway
 /// profile. `BENCH_RUNTIME=multi` serves on one multi-threaded tokio runtime instead
-/// (`TOKIO_WORKER_THREADS` workers), as with `worker_threads = 0`. The validator (with its token
+/// (`TOKIO_WORKER_THREADS` workers), as with `worker_threads = 0`. Worker threads run under
+/// the default `gateway.worker_scheduling` (`SCHED_BATCH`); `BENCH_SCHED=normal` leaves them
+/// under the normal policy. The validator (with its token
 /// cache), the throttle counters and the artifacts are shared in both.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -131,6 +133,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.gateway.wss_port = 0;
     cfg.gateway.max_connections = 4096;
     cfg.gateway.worker_threads = workers;
+    if std::env::var("BENCH_SCHED").as_deref() == Ok("normal") {
+        cfg.gateway.worker_scheduling = apim_core::config::WorkerScheduling::Normal;
+    }
     let gw = Arc::new(
         Gateway::builder()
             .config(cfg)

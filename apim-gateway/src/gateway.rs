@@ -326,6 +326,7 @@ impl Gateway {
                     listeners,
                     limits: self.limits.clone(),
                     metrics: self.metrics.clone(),
+                    scheduling: self.config.gateway.worker_scheduling,
                 };
                 let done = worker
                     .spawn(i, rx.clone())

@@ -763,6 +763,29 @@ async fn threads_become(prefix: &str, n: usize) -> usize {
     count
 }
 
+/// Scheduling policies (0 normal, 3 batch) of this process's threads named `prefix`…
+fn thread_policies(prefix: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(Result::ok)
+    {
+        let named =
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix));
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // field 41 (policy), counted after the command name's closing parenthesis
+        let policy = stat
+            .rsplit_once(')')
+            .and_then(|(_, f)| f.split_whitespace().nth(38)?.parse().ok());
+        if let (true, Some(p)) = (named, policy) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Threads of this process whose name starts with `prefix`.
 fn threads_named(prefix: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -793,6 +816,11 @@ async fn worker_threads_serve_the_traffic_ports_and_drain_on_shutdown() {
         threads_become("apim-gateway-", 2).await,
         2,
         "two worker threads"
+    );
+    assert_eq!(
+        thread_policies("apim-gateway-"),
+        [3, 3],
+        "workers run under SCHED_BATCH (gateway.worker_scheduling default)"
     );
 
     // many connections on both plain ports: the kernel spreads them over the workers
