@@ -8,11 +8,13 @@
 #   REPEAT=5 bash apim-gateway/bench/load.sh              # rounds (a, b, c each), medians
 #   BENCH_RUNTIME=multi bash apim-gateway/bench/load.sh   # one multi-threaded runtime
 #   BENCH_THREADS=1 bash apim-gateway/bench/load.sh       # worker threads: how many
+#   BENCH_SCHED=normal bash apim-gateway/bench/load.sh    # workers without SCHED_BATCH
 #   GATEWAY_BIN=/path/to/bench_gateway bash ...           # a given build (A/B), no cargo
 #
 # The bench gateway serves through Gateway::bind with gateway.worker_threads = one per core by
-# default (single-threaded runtimes, SO_REUSEPORT listeners; see examples/bench_gateway.rs and
-# docs/gateway.md); BENCH_RUNTIME / BENCH_THREADS are passed through.
+# default (single-threaded runtimes, SO_REUSEPORT listeners, SCHED_BATCH as
+# gateway.worker_scheduling sets by default; see examples/bench_gateway.rs and
+# docs/gateway.md); BENCH_RUNTIME / BENCH_THREADS / BENCH_SCHED are passed through.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
