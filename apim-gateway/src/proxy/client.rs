@@ -33,6 +33,7 @@ use tokio::net::TcpStream;
 
 use super::backend_body::{BackendBody, READ_CHUNK};
 use super::framing::{self, invalid, Framing};
+use super::headers::ToBackend;
 use super::response_head::{parse_response_head, MAX_HEAD};
 
 use crate::body::{BoxError, GatewayBody};
@@ -201,9 +202,8 @@ pub(crate) struct Outbound {
 
 impl Outbound {
     /// Encodes a request for `target`: `method`, the request target `target.base_path` +
-    /// `resource` (+ `?query`) in origin-form, `Host` naming the endpoint, then `headers`
-    /// (hop-by-hop ones already removed; any `Host` or `Expect` among them is left out) and
-    /// `body`. With `upgrade` a `101` answer is expected and accepted. The response body
+    /// `resource` (+ `?query`) in origin-form, `Host` naming the endpoint, then the client's
+    /// `headers` that `fields` forwards and the ones it adds, and `body`. With `upgrade` a `101` answer is expected and accepted. The response body
     /// fails when the backend sends nothing for `read_timeout` (nginx's `proxy_read_timeout`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -212,6 +212,7 @@ impl Outbound {
         resource: &str,
         query: Option<&str>,
         headers: &HeaderMap,
+        fields: &ToBackend,
         body: GatewayBody,
         upgrade: bool,
         read_timeout: Duration,
@@ -223,7 +224,7 @@ impl Outbound {
             + query.map_or(0, str::len)
             + target.host.len()
             + 64;
-        for (k, v) in headers {
+        for (k, v) in headers.iter().chain(fields.added()) {
             size += k.as_str().len() + v.len() + 4;
         }
         let mut head = Vec::with_capacity(size);
@@ -234,10 +235,8 @@ impl Outbound {
         head.extend_from_slice(target.host.as_bytes());
         head.extend_from_slice(b"\r\n");
         let mut declared = None;
-        for (k, v) in headers {
-            if k == header::HOST || k == header::EXPECT {
-                continue;
-            }
+        let forwarded = headers.iter().filter(|(k, _)| fields.forwards(k));
+        for (k, v) in forwarded.chain(fields.added()) {
             if k == header::CONTENT_LENGTH {
                 declared = v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok());
             }

@@ -3,6 +3,8 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::X_JWT_ASSERTION;
+
 static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -87,7 +89,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
 }
 
 /// Prepares client request headers for the backend: hop-by-hop and credentials removed,
-/// `Host` dropped (the client sets the backend's), `X-Forwarded-For/-Proto/-Host` added.
+/// `Host` dropped (the client sets the backend's), `X-Forwarded-For/-Proto/-Host` added. The
+/// gateway's proxy does the same without touching the map ([`ToBackend`]); this is the form
+/// for an embedder holding a `HeaderMap`.
 pub fn to_backend(
     h: &mut HeaderMap,
     client_ip: Option<HeaderValue>,
@@ -95,12 +99,50 @@ pub fn to_backend(
     original_host: Option<HeaderValue>,
     upgrade: bool,
 ) {
-    strip_hop_by_hop(h, upgrade);
-    h.remove(header::AUTHORIZATION);
-    h.remove(&APIKEY);
-    h.remove(header::HOST);
-    if let Some(ip) = client_ip {
-        let v = match h.get(&X_FORWARDED_FOR) {
+    let plan = ToBackend::new(h, client_ip, proto, original_host, upgrade, None);
+    let kept: Vec<(HeaderName, HeaderValue)> = h
+        .iter()
+        .filter(|(k, _)| plan.forwards(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    h.clear();
+    for (k, v) in kept {
+        h.append(k, v);
+    }
+    for (k, v) in plan.added() {
+        h.insert(k.clone(), v.clone());
+    }
+}
+
+/// What the gateway changes in a client's request head on its way to the backend, decided
+/// once per request and applied while the head is written ([`forwards`](Self::forwards) for
+/// each client field, then [`added`](Self::added)), so the client's header map is neither
+/// searched nor changed: hop-by-hop fields (and those `Connection` names), `Authorization`,
+/// `apikey`, `Host` and `Expect` stay behind; `X-Forwarded-For` (the client's list plus its
+/// address), `X-Forwarded-Proto`, `X-Forwarded-Host` and a backend JWT replace any the client
+/// sent; an upgrade keeps `Upgrade` and sends `Connection: upgrade`.
+#[derive(Debug)]
+pub struct ToBackend {
+    added: [Option<(&'static HeaderName, HeaderValue)>; 5],
+    upgrade: bool,
+    /// Names the client's `Connection` lists (no allocation when it lists none).
+    listed: Vec<HeaderName>,
+}
+
+static CONNECTION: HeaderName = header::CONNECTION;
+
+impl ToBackend {
+    /// The changes for a request with headers `h` from `client_ip` over `proto`, first sent
+    /// to `original_host`; `jwt` is the backend JWT to send, if any.
+    pub fn new(
+        h: &HeaderMap,
+        client_ip: Option<HeaderValue>,
+        proto: &'static str,
+        original_host: Option<HeaderValue>,
+        upgrade: bool,
+        jwt: Option<HeaderValue>,
+    ) -> Self {
+        let forwarded_for = client_ip.and_then(|ip| match h.get(&X_FORWARDED_FOR) {
             Some(prev) => {
                 let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
                 v.extend_from_slice(prev.as_bytes());
@@ -109,14 +151,49 @@ pub fn to_backend(
                 HeaderValue::from_bytes(&v).ok()
             }
             None => Some(ip),
-        };
-        if let Some(v) = v {
-            h.insert(X_FORWARDED_FOR.clone(), v);
+        });
+        let mut listed = Vec::new();
+        for list in h.get_all(header::CONNECTION).iter() {
+            let Ok(list) = list.to_str() else { continue };
+            for name in list.split(',').map(str::trim) {
+                let skip = name.is_empty()
+                    || name.eq_ignore_ascii_case("close")
+                    || name.eq_ignore_ascii_case("keep-alive")
+                    || name.eq_ignore_ascii_case("upgrade");
+                if let (false, Ok(n)) = (skip, HeaderName::from_bytes(name.as_bytes())) {
+                    listed.push(n);
+                }
+            }
+        }
+        ToBackend {
+            added: [
+                upgrade.then(|| (&CONNECTION, HeaderValue::from_static("upgrade"))),
+                forwarded_for.map(|v| (&X_FORWARDED_FOR, v)),
+                Some((&X_FORWARDED_PROTO, HeaderValue::from_static(proto))),
+                original_host.map(|v| (&X_FORWARDED_HOST, v)),
+                jwt.map(|v| (&X_JWT_ASSERTION, v)),
+            ],
+            upgrade,
+            listed,
         }
     }
-    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = original_host {
-        h.insert(X_FORWARDED_HOST.clone(), host);
+
+    /// Whether the client's field `name` goes to the backend as it is.
+    pub fn forwards(&self, name: &HeaderName) -> bool {
+        let dropped = name == header::AUTHORIZATION
+            || name == header::HOST
+            || name == header::EXPECT
+            || name == APIKEY
+            || HOP_BY_HOP.contains(name)
+            || (name == header::UPGRADE && !self.upgrade)
+            || self.added.iter().flatten().any(|(n, _)| *n == name)
+            || self.listed.contains(name);
+        !dropped
+    }
+
+    /// The fields the gateway sends besides the client's.
+    pub fn added(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.added.iter().flatten().map(|(n, v)| (*n, v))
     }
 }
 
@@ -163,6 +240,121 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_HOST], "gw.example.com");
         assert_eq!(h["x-keep"], "yes");
+    }
+
+    /// The rewrite as it was done before [`ToBackend`]: on the map, then `Host` and `Expect`
+    /// left out while writing (what reached the backend).
+    fn rewritten_on_the_map(
+        mut h: HeaderMap,
+        client_ip: Option<HeaderValue>,
+        proto: &'static str,
+        original_host: Option<HeaderValue>,
+        upgrade: bool,
+        jwt: Option<HeaderValue>,
+    ) -> Vec<(String, Vec<u8>)> {
+        strip_hop_by_hop(&mut h, upgrade);
+        h.remove(header::AUTHORIZATION);
+        h.remove(&APIKEY);
+        h.remove(header::HOST);
+        h.remove(header::EXPECT);
+        if let Some(ip) = client_ip {
+            let v = match h.get(&X_FORWARDED_FOR) {
+                Some(prev) => {
+                    let mut v = prev.as_bytes().to_vec();
+                    v.extend_from_slice(b", ");
+                    v.extend_from_slice(ip.as_bytes());
+                    HeaderValue::from_bytes(&v).ok()
+                }
+                None => Some(ip),
+            };
+            if let Some(v) = v {
+                h.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+        if let Some(host) = original_host {
+            h.insert(X_FORWARDED_HOST.clone(), host);
+        }
+        if let Some(jwt) = jwt {
+            h.insert(X_JWT_ASSERTION.clone(), jwt);
+        }
+        sorted(h.iter())
+    }
+
+    fn sorted<'a>(
+        fields: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = fields
+            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn to_backend_sends_what_the_map_rewrite_sent() {
+        let v = HeaderValue::from_static;
+        let heads: Vec<Vec<(&str, HeaderValue)>> = vec![
+            vec![("host", v("gw")), ("authorization", v("Bearer t"))],
+            vec![
+                ("connection", v("keep-alive, x-secret, Upgrade")),
+                ("x-secret", v("1")),
+                ("keep-alive", v("timeout=5")),
+                ("te", v("trailers")),
+                ("trailer", v("x")),
+                ("transfer-encoding", v("chunked")),
+                ("proxy-connection", v("x")),
+                ("proxy-authorization", v("Basic x")),
+                ("upgrade", v("websocket")),
+                ("apikey", v("k")),
+                ("expect", v("100-continue")),
+                ("x-forwarded-for", v("10.1.1.1")),
+                ("x-forwarded-proto", v("ftp")),
+                ("x-forwarded-host", v("spoofed")),
+                ("x-jwt-assertion", v("forged")),
+                ("x-keep", v("a")),
+                ("x-keep", v("b")),
+                ("content-length", v("5")),
+            ],
+            vec![("connection", v("close")), ("connection", v("x-a, ,x-b"))],
+            vec![("x-forwarded-for", HeaderValue::from_bytes(b"\xff").unwrap())],
+        ];
+        for fields in heads {
+            let mut h = HeaderMap::new();
+            for (k, val) in &fields {
+                h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), val.clone());
+            }
+            for upgrade in [false, true] {
+                for ip in [None, Some(v("127.0.0.1"))] {
+                    for host in [None, Some(v("gw.example.com"))] {
+                        for jwt in [None, Some(v("signed"))] {
+                            let plan = ToBackend::new(
+                                &h,
+                                ip.clone(),
+                                "https",
+                                host.clone(),
+                                upgrade,
+                                jwt.clone(),
+                            );
+                            let sent = sorted(
+                                h.iter()
+                                    .filter(|(k, _)| plan.forwards(k))
+                                    .chain(plan.added()),
+                            );
+                            let before = rewritten_on_the_map(
+                                h.clone(),
+                                ip.clone(),
+                                "https",
+                                host.clone(),
+                                upgrade,
+                                jwt,
+                            );
+                            assert_eq!(sent, before, "{fields:?} upgrade={upgrade} ip={ip:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

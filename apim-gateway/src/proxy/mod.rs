@@ -249,18 +249,19 @@ async fn forward(
             .authority()
             .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
     });
-    headers::to_backend(
-        &mut parts.headers,
+    let jwt = match (&shared.jwt, auth) {
+        (Some(jwt), Some(auth)) => Some(jwt.sign(auth, api)?),
+        _ => None,
+    };
+    // what the backend gets instead of the client's head as it is, applied as it is written
+    let fields = headers::ToBackend::new(
+        &parts.headers,
         client_ip,
         if tls { "https" } else { "http" },
         original_host,
         upgrade,
+        jwt,
     );
-    if let (Some(jwt), Some(auth)) = (&shared.jwt, auth) {
-        parts
-            .headers
-            .insert(X_JWT_ASSERTION.clone(), jwt.sign(auth, api)?);
-    }
     let mut client_upgrade = if upgrade {
         parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
     } else {
@@ -306,6 +307,7 @@ async fn forward(
             resource,
             query,
             &parts.headers,
+            &fields,
             body,
             upgrade,
             timeout,
