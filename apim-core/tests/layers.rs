@@ -211,6 +211,104 @@ async fn auth_layer_sets_context_or_answers() {
     );
 }
 
+/// Answers tokens `now-<user>` at once (`validate_now`), anything else through `validate`,
+/// which it counts.
+struct CachedTokens {
+    waited: AtomicU64,
+}
+#[async_trait::async_trait]
+impl KeyValidator for CachedTokens {
+    async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
+        self.waited.fetch_add(1, Ordering::SeqCst);
+        TokenIsUser.validate(req).await
+    }
+    fn validate_now(&self, req: &RequestMeta<'_>) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        let t = req.headers.get("authorization")?.to_str().ok()?;
+        let user = t.strip_prefix("Bearer now-")?;
+        Some(Ok(Arc::new(AuthContext::for_application("app", user))))
+    }
+}
+
+#[tokio::test]
+async fn an_immediate_answer_skips_validate() {
+    let artifacts = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
+    artifacts.apply(&deploy(1, api("a1"), &["Default"]));
+    let v = Arc::new(CachedTokens {
+        waited: AtomicU64::new(0),
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RouteLayer::new(artifacts))
+        .layer(AuthLayer::new(v.clone()))
+        .service(service_fn(echo));
+    let (s, _, b) = call(svc.clone(), "/pizza/1.0.0/order/1", Some("now-bob")).await;
+    assert_eq!(
+        (s, b.as_str()),
+        (StatusCode::OK, "route=/order/{id} user=bob")
+    );
+    assert_eq!(
+        v.waited.load(Ordering::SeqCst),
+        0,
+        "answered without validate"
+    );
+    let (s, _, b) = call(svc.clone(), "/pizza/1.0.0/order/1", Some("good-alice")).await;
+    assert_eq!(
+        (s, b.as_str()),
+        (StatusCode::OK, "route=/order/{id} user=alice")
+    );
+    let (s, _, b) = call(svc, "/pizza/1.0.0/order/1", Some("forged")).await;
+    assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, 900901));
+    assert_eq!(
+        v.waited.load(Ordering::SeqCst),
+        2,
+        "the others went to validate"
+    );
+}
+
+/// Decides the first `at_once` requests in `decide_now` (admitting them), then defers to
+/// `decide`, which denies and is counted.
+struct LocalFirst {
+    at_once: u64,
+    seen: AtomicU64,
+    waited: AtomicU64,
+}
+#[async_trait::async_trait]
+impl ThrottleDecider for LocalFirst {
+    async fn decide(&self, _ctx: &ThrottleContext<'_>) -> Decision {
+        self.waited.fetch_add(1, Ordering::SeqCst);
+        Decision::Deny {
+            level: ThrottleLevel::Application,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+    fn decide_now(&self, _ctx: &ThrottleContext<'_>) -> Option<Decision> {
+        (self.seen.fetch_add(1, Ordering::SeqCst) < self.at_once).then_some(Decision::Allow)
+    }
+}
+
+#[tokio::test]
+async fn an_immediate_decision_skips_decide() {
+    let d = Arc::new(LocalFirst {
+        at_once: 2,
+        seen: AtomicU64::new(0),
+        waited: AtomicU64::new(0),
+    });
+    let svc = ServiceBuilder::new()
+        .layer(ThrottleLayer::new(d.clone()))
+        .service(service_fn(echo));
+    for _ in 0..2 {
+        let (s, _, _) = call(svc.clone(), "/pizza/1.0.0/menu", None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    assert_eq!(d.waited.load(Ordering::SeqCst), 0);
+    let (s, _, b) = call(svc, "/pizza/1.0.0/menu", None).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::TOO_MANY_REQUESTS, 900803),
+        "application level, from decide"
+    );
+    assert_eq!(d.waited.load(Ordering::SeqCst), 1);
+}
+
 /// Admits `limit` requests, then denies; counts what record() saw.
 struct Counter {
     limit: u64,

@@ -205,9 +205,9 @@ impl Flow {
             Err(e) => return (e.to_response(), None),
         };
         let request_bytes = content_length(req.headers());
-        let decision = self
-            .decider
-            .decide(&ThrottleContext {
+        let decision = apim_core::throttle::decide(
+            &*self.decider,
+            &ThrottleContext {
                 method: req.method(),
                 uri: req.uri(),
                 headers: req.headers(),
@@ -215,8 +215,9 @@ impl Flow {
                 route: Some(route),
                 auth: Some(&auth),
                 request_bytes,
-            })
-            .await;
+            },
+        )
+        .await;
         if let Some(e) = decision.refusal() {
             return (e.to_response(), Some(auth));
         }

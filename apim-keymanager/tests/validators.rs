@@ -283,6 +283,56 @@ async fn jwt_revoked_is_rejected_even_when_cached() {
 }
 
 #[tokio::test]
+async fn immediate_answers_only_for_verified_tokens() {
+    let JwtSetup {
+        km,
+        arts,
+        v,
+        token,
+        req,
+        _dir,
+    } = jwt_setup().await;
+    let r = route(0);
+    let all =
+        CredentialValidator::new().with_jwt(JwtValidator::new(km.jwks_source(), arts.clone()));
+    // not verified yet: no immediate answer, `validate` verifies
+    assert!(v.validate_now(&req.meta(Some(&r))).is_none());
+    assert!(all.validate_now(&req.meta(Some(&r))).is_none());
+    let verified = v.validate(&req.meta(Some(&r))).await.unwrap();
+    all.validate(&req.meta(Some(&r))).await.unwrap();
+    // verified: the same answer at once, from both
+    let now = v.validate_now(&req.meta(Some(&r))).unwrap().unwrap();
+    assert!(
+        Arc::ptr_eq(&verified, &now),
+        "the cached, authorised context"
+    );
+    let via_all = all.validate_now(&req.meta(Some(&r))).unwrap().unwrap();
+    assert_eq!(via_all.subscription_tier.as_deref(), Some("Gold"));
+    // no credential: refused at once
+    let none = Req {
+        headers: HeaderMap::new(),
+        uri: Uri::from_static("/"),
+        ip: None,
+    };
+    assert_eq!(err_code(v.validate_now(&none.meta(None)).unwrap()), 900902);
+    assert_eq!(
+        err_code(all.validate_now(&none.meta(None)).unwrap()),
+        900902
+    );
+    // revoked: refused at once, though cached
+    assert!(km.revoke(&token, None).await.unwrap());
+    revoke_event(&arts, 2, verified.token_id.as_deref().unwrap());
+    assert_eq!(
+        err_code(v.validate_now(&req.meta(Some(&r))).unwrap()),
+        900901
+    );
+    assert_eq!(
+        err_code(all.validate_now(&req.meta(Some(&r))).unwrap()),
+        900901
+    );
+}
+
+#[tokio::test]
 async fn jwt_not_subscribed_and_blocked() {
     let (km, cid, _d) = km_with_client(None, None).await;
     let tok = km

@@ -343,6 +343,10 @@ impl ThrottleDecider for GlobalThrottle {
         self.chain.decide(ctx)
     }
 
+    fn decide_now(&self, ctx: &ThrottleContext<'_>) -> Option<Decision> {
+        Some(self.chain.decide(ctx))
+    }
+
     fn record(&self, ctx: &ThrottleContext<'_>, outcome: &Outcome) {
         self.chain.record(ctx, outcome)
     }

@@ -117,6 +117,10 @@ impl ThrottleDecider for LocalThrottle {
         self.chain.decide(ctx)
     }
 
+    fn decide_now(&self, ctx: &ThrottleContext<'_>) -> Option<Decision> {
+        Some(self.chain.decide(ctx))
+    }
+
     fn record(&self, ctx: &ThrottleContext<'_>, outcome: &Outcome) {
         self.chain.record(ctx, outcome)
     }

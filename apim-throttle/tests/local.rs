@@ -104,6 +104,39 @@ fn burst_control_per_second_and_per_minute() {
     }
 }
 
+#[tokio::test]
+async fn decide_now_and_decide_count_alike() {
+    use apim_core::throttle::ThrottleDecider as _;
+    let a = artifacts(
+        pizza_api(None),
+        vec![subscription(
+            "Gold",
+            count_limit(1000, "min"),
+            Some((3, "min")),
+            true,
+        )],
+        vec![],
+    );
+    let (t, _clock) = throttle(a.clone());
+    let r =
+        Req::new(&a, Method::GET, "/pizza/1.0/menu").caller("app-1", "alice", "Gold", "Unlimited");
+    assert_eq!(
+        t.decide_now(&r.ctx()),
+        Some(Decision::Allow),
+        "local: at once"
+    );
+    assert_eq!(t.decide(&r.ctx()).await, Decision::Allow);
+    assert_eq!(t.decide_now(&r.ctx()), Some(Decision::Allow));
+    assert_eq!(
+        t.decide(&r.ctx()).await,
+        Decision::Deny {
+            level: ThrottleLevel::Burst,
+            retry_after: Duration::from_secs(20)
+        },
+        "three counted, whichever way they were decided"
+    );
+}
+
 #[test]
 fn stop_on_quota_reach_false_lets_traffic_through_and_marks_it() {
     let a = artifacts(

@@ -175,6 +175,14 @@ pub trait KeyValidator: Send + Sync + 'static {
     /// (bad, expired, revoked, unknown), [`ApimError::ResourceForbidden`] (not subscribed),
     /// [`ApimError::ScopeNotAllowed`].
     async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError>;
+
+    /// The answer [`validate`](Self::validate) would give, when the validator has it at hand
+    /// (a cached verification) and need not wait for anything; `None` sends the caller to
+    /// `validate`. [`authenticate`](crate::auth::authenticate) asks this first, so the usual
+    /// request (a known credential) costs no boxed future. By default: `None`.
+    fn validate_now(&self, _req: &RequestMeta<'_>) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        None
+    }
 }
 
 /// Forwards to the inner validator's future as is (no second boxed future per call; the
@@ -197,5 +205,9 @@ impl<T: KeyValidator + ?Sized> KeyValidator for Arc<T> {
         Self: 'async_trait,
     {
         (**self).validate(req)
+    }
+
+    fn validate_now(&self, req: &RequestMeta<'_>) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        (**self).validate_now(req)
     }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{header, Request, Response};
 use tower::{Layer, Service};
 
-use super::{Outcome, ThrottleContext, ThrottleDecider};
+use super::{Decision, Outcome, ThrottleContext, ThrottleDecider};
 use crate::artifacts::RouteMatch;
 use crate::auth::{AuthContext, ClientAddr};
 use crate::BoxResponseFuture;
@@ -104,8 +104,9 @@ where
             let auth = req.extensions().get::<Arc<AuthContext>>().cloned();
             let client_ip = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
             let request_bytes = content_length(req.headers());
-            let decision = decider
-                .decide(&ThrottleContext {
+            let decision = decide(
+                &*decider,
+                &ThrottleContext {
                     method: req.method(),
                     uri: req.uri(),
                     headers: req.headers(),
@@ -113,8 +114,9 @@ where
                     route: route.as_ref(),
                     auth: auth.as_deref(),
                     request_bytes,
-                })
-                .await;
+                },
+            )
+            .await;
             if let Some(e) = decision.refusal() {
                 return Ok(e.to_response());
             }
@@ -139,5 +141,17 @@ where
             decider.record(&ctx, &outcome);
             Ok(res)
         })
+    }
+}
+
+/// `decider`'s decision for `ctx`: [`ThrottleDecider::decide_now`] when it has one at once,
+/// else [`ThrottleDecider::decide`] (what `ThrottleLayer` and the gateway's flow call).
+pub async fn decide<D: ThrottleDecider + ?Sized>(
+    decider: &D,
+    ctx: &ThrottleContext<'_>,
+) -> Decision {
+    match decider.decide_now(ctx) {
+        Some(d) => d,
+        None => decider.decide(ctx).await,
     }
 }

@@ -42,7 +42,7 @@ use crate::artifacts::RouteMatch;
 use crate::auth::AuthContext;
 use crate::{ApimError, ThrottleLevel};
 
-pub use layer::{content_length, ThrottleLayer, ThrottleService};
+pub use layer::{content_length, decide, ThrottleLayer, ThrottleService};
 
 /// What a decider may look at.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +111,14 @@ pub trait ThrottleDecider: Send + Sync + 'static {
     /// Admit or deny. Counting an admitted request happens here.
     async fn decide(&self, ctx: &ThrottleContext<'_>) -> Decision;
 
+    /// The decision at once, for a decider that never waits (local counters); `None` sends
+    /// the caller to [`decide`](Self::decide). Returning `Some` counts the request exactly
+    /// as `decide` would. The gateway asks this first, so a local decision costs no boxed
+    /// future. By default: `None`.
+    fn decide_now(&self, _ctx: &ThrottleContext<'_>) -> Option<Decision> {
+        None
+    }
+
     /// Post-response accounting; must not block (queue, don't wait). The layer passes an
     /// empty header map here: headers are not copied per request just for accounting.
     fn record(&self, _ctx: &ThrottleContext<'_>, _outcome: &Outcome) {}
@@ -130,6 +138,9 @@ impl<T: ThrottleDecider + ?Sized> ThrottleDecider for std::sync::Arc<T> {
         Self: 'async_trait,
     {
         (**self).decide(ctx)
+    }
+    fn decide_now(&self, ctx: &ThrottleContext<'_>) -> Option<Decision> {
+        (**self).decide_now(ctx)
     }
     fn record(&self, ctx: &ThrottleContext<'_>, outcome: &Outcome) {
         (**self).record(ctx, outcome)

@@ -56,11 +56,21 @@ fn not_enabled(kind: &str, scheme: &str) -> ApimError {
     ))
 }
 
-#[async_trait::async_trait]
-impl KeyValidator for CredentialValidator {
-    async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
-        // what the routed API accepts (its `securityScheme`, as in WSO2: `oauth2` for access
-        // tokens, `api_key`, `basic_auth`); without a route (embedded use) every kind
+/// The validator that answers a request, with the credential it gets.
+enum Choice<'v, 'r> {
+    ApiKey(&'v ApiKeyValidator, &'r str),
+    Jwt(&'v JwtValidator, &'r str),
+    Opaque(&'v IntrospectionValidator, &'r str),
+    Basic(&'v BasicAuthValidator),
+    Refused(ApimError),
+}
+
+impl CredentialValidator {
+    /// Which validator answers `req`, from its credential and what the routed API accepts
+    /// (its `securityScheme`, as in WSO2: `oauth2` for access tokens, `api_key`,
+    /// `basic_auth`); without a route (embedded use) every kind. The same choice serves
+    /// `validate` and `validate_now`.
+    fn choose<'v, 'r>(&'v self, req: &RequestMeta<'r>) -> Choice<'v, 'r> {
         let accepts = |scheme: &str| {
             req.route
                 .is_none_or(|r| r.api.api.security_scheme.iter().any(|s| s == scheme))
@@ -68,36 +78,59 @@ impl KeyValidator for CredentialValidator {
         if let Some(v) = &self.api_key {
             if let Some(key) = v.find(req) {
                 if accepts("api_key") {
-                    return v.validate_key(key, req).await;
+                    return Choice::ApiKey(v, key);
                 }
                 if bearer(req.headers).is_none() && !has_basic(req) {
-                    return Err(not_enabled("API key", "api_key"));
+                    return Choice::Refused(not_enabled("API key", "api_key"));
                 }
             }
         }
         if let Some(token) = bearer(req.headers) {
             if !accepts("oauth2") {
-                return Err(not_enabled("access token", "oauth2"));
+                return Choice::Refused(not_enabled("access token", "oauth2"));
             }
             return if looks_like_jwt(token) {
                 match &self.jwt {
-                    Some(v) => v.validate_token(token, req.route).await,
-                    None => Err(unsupported("JWT")),
+                    Some(v) => Choice::Jwt(v, token),
+                    None => Choice::Refused(unsupported("JWT")),
                 }
             } else {
                 match &self.opaque {
-                    Some(v) => v.validate_token(token, req.route).await,
-                    None => Err(unsupported("opaque token")),
+                    Some(v) => Choice::Opaque(v, token),
+                    None => Choice::Refused(unsupported("opaque token")),
                 }
             };
         }
         match (&self.basic, has_basic(req)) {
-            (_, true) if !accepts("basic_auth") => Err(not_enabled("Basic", "basic_auth")),
-            (Some(v), true) => v.validate(req).await,
-            (None, true) => Err(unsupported("Basic")),
-            _ => Err(ApimError::MissingCredentials(
+            (_, true) if !accepts("basic_auth") => {
+                Choice::Refused(not_enabled("Basic", "basic_auth"))
+            }
+            (Some(v), true) => Choice::Basic(v),
+            (None, true) => Choice::Refused(unsupported("Basic")),
+            _ => Choice::Refused(ApimError::MissingCredentials(
                 "no access token, API key or credentials in the request".into(),
             )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValidator for CredentialValidator {
+    async fn validate(&self, req: &RequestMeta<'_>) -> Result<Arc<AuthContext>, ApimError> {
+        match self.choose(req) {
+            Choice::ApiKey(v, key) => v.validate_key(key, req).await,
+            Choice::Jwt(v, token) => v.validate_token(token, req.route).await,
+            Choice::Opaque(v, token) => v.validate_token(token, req.route).await,
+            Choice::Basic(v) => v.validate(req).await,
+            Choice::Refused(e) => Err(e),
+        }
+    }
+
+    fn validate_now(&self, req: &RequestMeta<'_>) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        match self.choose(req) {
+            Choice::Jwt(v, token) => v.validate_cached(token, req.route),
+            Choice::Refused(e) => Some(Err(e)),
+            Choice::ApiKey(..) | Choice::Opaque(..) | Choice::Basic(_) => None,
         }
     }
 }

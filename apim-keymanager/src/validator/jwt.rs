@@ -117,26 +117,40 @@ impl JwtValidator {
         self.cache.entry_count()
     }
 
+    /// The answer for a token verified before (still in the cache): refused once expired or
+    /// revoked, else authorised for `route`. `None`: not verified yet
+    /// ([`validate_token`](Self::validate_token) verifies it).
+    pub fn validate_cached(
+        &self,
+        token: &str,
+        route: Option<&RouteMatch>,
+    ) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        let key = token_hash(token);
+        let hit = self.cache.get(&key)?;
+        let snap = self.artifacts.snapshot();
+        Some(if hit.exp + self.validation.leeway_secs <= now_secs() {
+            self.cache.invalidate(&key);
+            Err(JwtError::Expired.into())
+        } else if snap.is_revoked(&hit.jti) {
+            self.cache.invalidate(&key);
+            Err(JwtError::Revoked.into())
+        } else {
+            hit.memo.authorize(&hit.ctx, route, &snap)
+        })
+    }
+
     /// Validates a token (no route: no subscription or scope check).
     pub async fn validate_token(
         &self,
         token: &str,
         route: Option<&RouteMatch>,
     ) -> Result<Arc<AuthContext>, ApimError> {
+        if let Some(answer) = self.validate_cached(token, route) {
+            return answer;
+        }
         let snap = self.artifacts.snapshot();
         let now = now_secs();
         let key = token_hash(token);
-        if let Some(hit) = self.cache.get(&key) {
-            if hit.exp + self.validation.leeway_secs <= now {
-                self.cache.invalidate(&key);
-                return Err(JwtError::Expired.into());
-            }
-            if snap.is_revoked(&hit.jti) {
-                self.cache.invalidate(&key);
-                return Err(JwtError::Revoked.into());
-            }
-            return hit.memo.authorize(&hit.ctx, route, &snap);
-        }
         let claims = match self.keys.verifier().verify_signature(token) {
             Err(JwtError::UnknownKid) if self.keys.refresh(false).await.unwrap_or(false) => {
                 self.keys.verifier().verify_signature(token)?
@@ -224,5 +238,12 @@ impl KeyValidator for JwtValidator {
         let token = bearer(req.headers)
             .ok_or_else(|| ApimError::MissingCredentials("no bearer token".into()))?;
         self.validate_token(token, req.route).await
+    }
+
+    fn validate_now(&self, req: &RequestMeta<'_>) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        match bearer(req.headers) {
+            None => Some(Err(ApimError::MissingCredentials("no bearer token".into()))),
+            Some(token) => self.validate_cached(token, req.route),
+        }
     }
 }
