@@ -217,6 +217,26 @@ mod tests {
         }
     }
 
+    /// `prefix` followed by every string of up to `max` bytes from `alphabet`.
+    fn strings_over(alphabet: &[u8], prefix: &[u8], max: usize) -> Vec<Vec<u8>> {
+        let mut frontier = vec![prefix.to_vec()];
+        let mut all = frontier.clone();
+        for _ in 0..max {
+            frontier = frontier
+                .iter()
+                .flat_map(|p| {
+                    alphabet.iter().map(move |&c| {
+                        let mut v = p.clone();
+                        v.push(c);
+                        v
+                    })
+                })
+                .collect();
+            all.extend(frontier.iter().cloned());
+        }
+        all
+    }
+
     /// The path check before it became one pass over the bytes.
     fn check_path_by_segments(path: &str) -> bool {
         let b = path.as_bytes();
@@ -245,22 +265,7 @@ mod tests {
     #[test]
     fn path_check_agrees_with_the_segment_check() {
         // every path of up to 5 bytes after the leading '/' over the interesting bytes
-        let alphabet = b"a./\\%2eEf0c5".to_vec();
-        let mut frontier = vec![b"/".to_vec()];
-        let mut cases = frontier.clone();
-        for _ in 0..5 {
-            frontier = frontier
-                .iter()
-                .flat_map(|p| {
-                    alphabet.iter().map(move |&c| {
-                        let mut v = p.clone();
-                        v.push(c);
-                        v
-                    })
-                })
-                .collect();
-            cases.extend(frontier.iter().cloned());
-        }
+        let mut cases = strings_over(b"a./\\%2eEf0c5", b"/", 5);
         cases.extend([b"x/..".to_vec(), b"".to_vec(), b"/a/%2".to_vec()]);
         assert!(cases.len() > 200_000);
         for case in cases {
@@ -302,23 +307,7 @@ mod tests {
     #[test]
     fn host_check_agrees_with_authority_parsing() {
         // every string of up to 4 bytes over an alphabet of the interesting ones
-        let alphabet = b"a1.-_:[]@/ %9\xff".to_vec();
-        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
-        let mut frontier = cases.clone();
-        for _ in 0..4 {
-            let next: Vec<Vec<u8>> = frontier
-                .iter()
-                .flat_map(|p| {
-                    alphabet.iter().map(move |&c| {
-                        let mut v = p.clone();
-                        v.push(c);
-                        v
-                    })
-                })
-                .collect();
-            cases.extend(next.iter().cloned());
-            frontier = next;
-        }
+        let mut cases = strings_over(b"a1.-_:[]@/ %9\xff", b"", 4);
         for extra in [
             "[::1]:8080",
             "[::1]x",
