@@ -142,16 +142,6 @@ impl ToBackend {
         upgrade: bool,
         jwt: Option<HeaderValue>,
     ) -> Self {
-        let forwarded_for = client_ip.and_then(|ip| match h.get(&X_FORWARDED_FOR) {
-            Some(prev) => {
-                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
-                v.extend_from_slice(prev.as_bytes());
-                v.extend_from_slice(b", ");
-                v.extend_from_slice(ip.as_bytes());
-                HeaderValue::from_bytes(&v).ok()
-            }
-            None => Some(ip),
-        });
         let mut listed = Vec::new();
         for list in h.get_all(header::CONNECTION).iter() {
             let Ok(list) = list.to_str() else { continue };
@@ -165,6 +155,20 @@ impl ToBackend {
                 }
             }
         }
+        // the client's list goes on, unless `Connection` made it hop-by-hop
+        let previous = h
+            .get(&X_FORWARDED_FOR)
+            .filter(|_| !listed.contains(&X_FORWARDED_FOR));
+        let forwarded_for = client_ip.and_then(|ip| match previous {
+            Some(prev) => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            None => Some(ip),
+        });
         ToBackend {
             added: [
                 upgrade.then(|| (&CONNECTION, HeaderValue::from_static("upgrade"))),
@@ -317,6 +321,15 @@ mod tests {
                 ("content-length", v("5")),
             ],
             vec![("connection", v("close")), ("connection", v("x-a, ,x-b"))],
+            vec![
+                (
+                    "connection",
+                    v("X-Forwarded-For, x-forwarded-host, content-length"),
+                ),
+                ("x-forwarded-for", v("10.9.9.9")),
+                ("x-forwarded-host", v("spoofed")),
+                ("content-length", v("3")),
+            ],
             vec![("x-forwarded-for", HeaderValue::from_bytes(b"\xff").unwrap())],
         ];
         for fields in heads {
