@@ -213,6 +213,15 @@ struct JwtSetup {
     _dir: tempfile::TempDir,
 }
 
+impl JwtSetup {
+    /// Revokes the token at the Key Manager (outbox) and feeds the validator's artifacts the
+    /// event a gateway would receive for `jti`.
+    async fn revoke(&self, jti: &str) {
+        assert!(self.km.revoke(&self.token, None).await.unwrap());
+        revoke_event(&self.arts, 2, jti);
+    }
+}
+
 async fn jwt_setup() -> JwtSetup {
     let (km, cid, _dir) = km_with_client(None, None).await;
     let arts = artifacts(&cid, "UNBLOCKED");
@@ -264,19 +273,11 @@ async fn jwt_cached_authorisation_follows_subscription_changes() {
 
 #[tokio::test]
 async fn jwt_revoked_is_rejected_even_when_cached() {
-    let JwtSetup {
-        km,
-        arts,
-        v,
-        token,
-        req,
-        _dir,
-    } = jwt_setup().await;
+    let s = jwt_setup().await;
+    let (v, req) = (&s.v, &s.req);
     let ctx = v.validate(&req.meta(None)).await.unwrap();
     assert_eq!(v.cached(), 1);
-    // revoke through the Key Manager (outbox) and feed the event the gateway would receive
-    assert!(km.revoke(&token, None).await.unwrap());
-    revoke_event(&arts, 2, ctx.token_id.as_deref().unwrap());
+    s.revoke(ctx.token_id.as_deref().unwrap()).await;
     let e = v.validate(&req.meta(None)).await.unwrap_err();
     assert_eq!((e.status().as_u16(), e.code()), (401, 900901));
     assert!(e.to_string().contains("revoked"));
@@ -284,17 +285,11 @@ async fn jwt_revoked_is_rejected_even_when_cached() {
 
 #[tokio::test]
 async fn immediate_answers_only_for_verified_tokens() {
-    let JwtSetup {
-        km,
-        arts,
-        v,
-        token,
-        req,
-        _dir,
-    } = jwt_setup().await;
+    let s = jwt_setup().await;
+    let (v, req) = (&s.v, &s.req);
     let r = route(0);
     let all =
-        CredentialValidator::new().with_jwt(JwtValidator::new(km.jwks_source(), arts.clone()));
+        CredentialValidator::new().with_jwt(JwtValidator::new(s.km.jwks_source(), s.arts.clone()));
     // not verified yet: no immediate answer, `validate` verifies
     assert!(v.validate_now(&req.meta(Some(&r))).is_none());
     assert!(all.validate_now(&req.meta(Some(&r))).is_none());
@@ -320,8 +315,7 @@ async fn immediate_answers_only_for_verified_tokens() {
         900902
     );
     // revoked: refused at once, though cached
-    assert!(km.revoke(&token, None).await.unwrap());
-    revoke_event(&arts, 2, verified.token_id.as_deref().unwrap());
+    s.revoke(verified.token_id.as_deref().unwrap()).await;
     assert_eq!(
         err_code(v.validate_now(&req.meta(Some(&r))).unwrap()),
         900901

@@ -125,14 +125,22 @@ impl JwtValidator {
         token: &str,
         route: Option<&RouteMatch>,
     ) -> Option<Result<Arc<AuthContext>, ApimError>> {
-        let key = token_hash(token);
-        let hit = self.cache.get(&key)?;
+        self.cached_answer(&token_hash(token), route)
+    }
+
+    /// [`validate_cached`](Self::validate_cached) for the token whose hash is `key`.
+    fn cached_answer(
+        &self,
+        key: &[u8; 32],
+        route: Option<&RouteMatch>,
+    ) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        let hit = self.cache.get(key)?;
         let snap = self.artifacts.snapshot();
         Some(if hit.exp + self.validation.leeway_secs <= now_secs() {
-            self.cache.invalidate(&key);
+            self.cache.invalidate(key);
             Err(JwtError::Expired.into())
         } else if snap.is_revoked(&hit.jti) {
-            self.cache.invalidate(&key);
+            self.cache.invalidate(key);
             Err(JwtError::Revoked.into())
         } else {
             hit.memo.authorize(&hit.ctx, route, &snap)
@@ -145,12 +153,12 @@ impl JwtValidator {
         token: &str,
         route: Option<&RouteMatch>,
     ) -> Result<Arc<AuthContext>, ApimError> {
-        if let Some(answer) = self.validate_cached(token, route) {
+        let key = token_hash(token);
+        if let Some(answer) = self.cached_answer(&key, route) {
             return answer;
         }
         let snap = self.artifacts.snapshot();
         let now = now_secs();
-        let key = token_hash(token);
         let claims = match self.keys.verifier().verify_signature(token) {
             Err(JwtError::UnknownKid) if self.keys.refresh(false).await.unwrap_or(false) => {
                 self.keys.verifier().verify_signature(token)?
