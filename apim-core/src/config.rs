@@ -114,6 +114,9 @@ pub struct GatewayConfig {
     /// How the OS schedules those worker threads: `batch` (default; Linux `SCHED_BATCH`) or
     /// `normal`. See [`WorkerScheduling`].
     pub worker_scheduling: WorkerScheduling,
+    /// Which HTTP/1.1 server reads the traffic ports' requests: `native` (default) or
+    /// `hyper`. See [`Http1Server`].
+    pub http1_server: Http1Server,
     /// Send a signed backend JWT in `X-JWT-Assertion`.
     pub backend_jwt: bool,
     /// PEM certificate chain; a development certificate is generated when unset.
@@ -143,6 +146,26 @@ pub enum WorkerScheduling {
     Batch,
     /// The OS default policy.
     Normal,
+}
+
+/// The HTTP/1.1 server of the gateway's traffic ports.
+///
+/// With `native` (the default) the gateway reads and answers the common request itself: an
+/// HTTP/1.1 request without a body (or with `Content-Length: 0`), without `Upgrade`,
+/// `Expect` or `Transfer-Encoding`, whose head is well-formed. Its head is parsed once into
+/// the request the flow sees and the response head is written in one pass, which costs
+/// less than hyper's general machinery. Any other request — a body, a WebSocket
+/// handshake, HTTP/1.0, HTTP/2 (h2c or ALPN), a head that is malformed or too large — hands
+/// the connection, with the bytes already read, to hyper for the rest of its life, so such
+/// requests behave exactly as with `hyper`. `hyper` serves every connection with hyper.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Http1Server {
+    /// The gateway's own HTTP/1.1 server for the common request, hyper for the rest.
+    #[default]
+    Native,
+    /// hyper for every connection.
+    Hyper,
 }
 
 /// Traffic Manager settings.
@@ -253,6 +276,7 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             worker_threads: 0,
             worker_scheduling: WorkerScheduling::default(),
+            http1_server: Http1Server::default(),
             backend_jwt: false,
             tls_cert: None,
             tls_key: None,
@@ -772,6 +796,7 @@ mod tests {
                 ("APIM_TRAFFIC_MANAGER_FAIL_OPEN", "false"),
                 ("APIM_GATEWAY_WORKER_THREADS", "2"),
                 ("APIM_GATEWAY_WORKER_SCHEDULING", "normal"),
+                ("APIM_GATEWAY_HTTP1_SERVER", "hyper"),
                 ("APIM_TEST_POSTGRES_URL", "ignored"),
             ]),
         )
@@ -783,6 +808,8 @@ mod tests {
             Config::default().gateway.worker_scheduling,
             WorkerScheduling::Batch
         );
+        assert_eq!(c.gateway.http1_server, Http1Server::Hyper);
+        assert_eq!(Config::default().gateway.http1_server, Http1Server::Native);
         assert_eq!(c.gateway.environments, vec!["Default", "Internal"]);
         assert_eq!(c.apimgt_url(), "postgres://u:p@h/apimgtdb");
         assert!(!c.traffic_manager.fail_open);
@@ -807,6 +834,10 @@ mod tests {
                 "[gateway]\nworker_scheduling = \"fifo\"\n"
             )),
             "gateway.worker_scheduling"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str("[gateway]\nhttp1_server = \"h2\"\n")),
+            "gateway.http1_server"
         );
         assert_eq!(
             field_of(Config::from_toml_str("[gateway]\nhttp_port = 70000\n")),

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use apim_core::config::Http1Server;
+use bytes::Bytes;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -28,11 +30,12 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::GatewayBody;
 use crate::flow::{Conn, Flow};
+use crate::http1::{self, Native, Rewind};
 use crate::metrics::Metrics;
 
 /// Connection-level limits.
@@ -49,6 +52,8 @@ pub struct ConnLimits {
     /// The connection slots (`max_connections` of them), shared by every listener (and
     /// worker thread) given clones of these limits.
     pub permits: Arc<Semaphore>,
+    /// Which server reads HTTP/1.1 requests (`gateway.http1_server`).
+    pub http1_server: Http1Server,
 }
 
 impl ConnLimits {
@@ -60,6 +65,7 @@ impl ConnLimits {
             max_connections: c.max_connections.max(1),
             drain_timeout: Duration::from_millis(c.request_timeout_ms),
             permits: Arc::new(Semaphore::new(c.max_connections.max(1))),
+            http1_server: c.http1_server,
         }
     }
 }
@@ -93,6 +99,12 @@ pub async fn serve(
 ) {
     let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
+    // tells native HTTP/1 connections to finish (hyper's are told through `graceful`)
+    let (stop, stopped) = watch::channel(false);
+    let native = (limits.http1_server == Http1Server::Native).then(|| Native {
+        max_head: limits.max_header_bytes.max(8192),
+        stop: stopped,
+    });
     let permits = limits.permits.clone();
     tokio::pin!(shutdown);
     loop {
@@ -116,19 +128,20 @@ pub async fn serve(
         let metrics = metrics.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let native = native.clone();
         tokio::spawn(async move {
             metrics.connection(1);
             match tls {
                 None => {
-                    let io = TokioIo::new(stream);
                     serve_conn(
                         &builder,
-                        io,
+                        stream,
                         flow,
                         peer,
                         false,
                         watcher,
                         limits.idle_timeout,
+                        native,
                     )
                     .await;
                 }
@@ -137,15 +150,15 @@ pub async fn serve(
                         .await
                     {
                         Ok(Ok(s)) => {
-                            let io = TokioIo::new(s);
                             serve_conn(
                                 &builder,
-                                io,
+                                s,
                                 flow,
                                 peer,
                                 true,
                                 watcher,
                                 limits.idle_timeout,
+                                native,
                             )
                             .await;
                         }
@@ -159,6 +172,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = stop.send(true);
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("connections drained"),
         () = tokio::time::sleep(limits.drain_timeout) => {
@@ -181,53 +195,73 @@ pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAdd
     }
 }
 
-/// Serves one connection until it ends, shutdown drains it (`watcher`), or the [`watchdog`]
-/// finds it idle for `idle`.
+/// Serves one connection until it ends, shutdown drains it (`watcher`, `native.stop`), or
+/// the [`watchdog`] finds it idle for `idle`. With `native`, the native HTTP/1.1 server
+/// ([`http1`]) starts and hands over to hyper at the first request it does not serve.
+#[allow(clippy::too_many_arguments)]
 async fn serve_conn<I>(
     builder: &auto::Builder<TokioExecutor>,
-    io: TokioIo<I>,
+    io: I,
     flow: Arc<Flow>,
     peer: SocketAddr,
     tls: bool,
     watcher: hyper_util::server::graceful::Watcher,
     idle: Duration,
+    native: Option<Native>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
-    let counted = activity.clone();
     let conn = Conn::new(peer, tls);
-    // the flow's future is polled in place by hyper's dispatcher: no box, no service clone
-    let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let in_flight = InFlight::start(&counted);
-        let handled = flow
-            .clone()
-            .handle(req.map(GatewayBody::from), conn.clone());
-        async move {
-            let res = handled.await;
-            Ok::<_, Infallible>(res.map(|body| Tracked {
-                body,
-                _in_flight: in_flight,
-            }))
+    let hyper = {
+        let (flow, conn, counted) = (flow.clone(), conn.clone(), activity.clone());
+        move |io: Rewind<I>| {
+            // the flow's future is polled in place by hyper's dispatcher: no box, no
+            // service clone
+            let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let in_flight = InFlight::start(&counted);
+                let handled = flow
+                    .clone()
+                    .handle(req.map(GatewayBody::from), conn.clone());
+                async move {
+                    let res = handled.await;
+                    Ok::<_, Infallible>(res.map(|body| Tracked {
+                        body,
+                        _in_flight: in_flight,
+                    }))
+                }
+            });
+            let served =
+                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), hsvc));
+            async move {
+                if let Err(e) = served.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            }
         }
-    });
-    let conn = builder.serve_connection_with_upgrades(io, hsvc);
-    watchdog(watcher.watch(conn), &activity, idle).await;
+    };
+    match native {
+        Some(native) => {
+            let served = http1::serve(io, &flow, &conn, &activity, native, hyper);
+            watchdog(served, &activity, idle).await;
+        }
+        None => watchdog(hyper(Rewind::new(Bytes::new(), io)), &activity, idle).await,
+    }
 }
 
 /// What a connection's [`watchdog`] sees: how many requests have started, and how many are
 /// still in flight (their response body not yet sent or dropped).
 #[derive(Debug, Default)]
-struct Activity {
+pub(crate) struct Activity {
     started: AtomicU64,
     in_flight: AtomicUsize,
 }
 
 /// One request in flight on a connection, until dropped.
-struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn start(activity: &Arc<Activity>) -> Self {
+    pub(crate) fn start(activity: &Arc<Activity>) -> Self {
         activity.started.fetch_add(1, Ordering::Relaxed);
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(activity.clone())

@@ -7,6 +7,7 @@
 //! | `apim_gateway_request_duration_seconds` | histogram over all requests |
 //! | `apim_gateway_throttled_total` | — |
 //! | `apim_gateway_upstream_errors_total` | `kind` (`connect`, `timeout`, `connect_timeout`) |
+//! | `apim_gateway_http1_handovers_total` | connections the native HTTP/1.1 server handed to hyper |
 //! | `apim_gateway_connections` / `apim_gateway_artifact_seq` / `apim_gateway_apis` | gauges |
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub struct Metrics {
     throttled: AtomicU64,
     upstream: [AtomicU64; 3],
     connections: AtomicI64,
+    handovers: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -67,6 +69,7 @@ impl Metrics {
             throttled: AtomicU64::new(0),
             upstream: std::array::from_fn(|_| AtomicU64::new(0)),
             connections: AtomicI64::new(0),
+            handovers: AtomicU64::new(0),
         }
     }
 
@@ -122,6 +125,17 @@ impl Metrics {
     /// Tracks open connections (+1 / -1).
     pub fn connection(&self, delta: i64) {
         self.connections.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Counts a connection the native HTTP/1.1 server handed to hyper (a request with a
+    /// body, an upgrade, HTTP/1.0 or HTTP/2, a malformed or oversize head).
+    pub fn handover(&self) {
+        self.handovers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections handed to hyper so far.
+    pub fn handovers(&self) -> u64 {
+        self.handovers.load(Ordering::Relaxed)
     }
 
     /// Requests counted for an API label (`context:version`) and status (for tests and checks).
@@ -194,6 +208,11 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP apim_gateway_http1_handovers_total Connections the native HTTP/1.1 server handed to hyper.\n# TYPE apim_gateway_http1_handovers_total counter\napim_gateway_http1_handovers_total {}",
+            self.handovers.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP apim_gateway_connections Open client connections.\n# TYPE apim_gateway_connections gauge\napim_gateway_connections {}\n# HELP apim_gateway_artifact_seq Last applied event sequence.\n# TYPE apim_gateway_artifact_seq gauge\napim_gateway_artifact_seq {seq}\n# HELP apim_gateway_apis Deployed APIs.\n# TYPE apim_gateway_apis gauge\napim_gateway_apis {apis}",
             self.connections.load(Ordering::Relaxed)
         );
@@ -220,6 +239,7 @@ mod tests {
         m.request(api, 429, Duration::from_micros(10));
         m.request(None, 404, Duration::from_micros(10));
         m.upstream_error(UpstreamError::Timeout);
+        m.handover();
         assert_eq!(m.requests("/pizza:1.0.0", 200), 2);
         let text = m.render(7, 1);
         assert!(text.contains("apim_gateway_requests_total{api=\"/pizza:1.0.0\",status=\"200\"} 2"));
@@ -229,5 +249,6 @@ mod tests {
         assert!(text.contains("apim_gateway_request_duration_seconds_bucket{le=\"0.0005\"} 3"));
         assert!(text.contains("apim_gateway_request_duration_seconds_count 4"));
         assert!(text.contains("apim_gateway_artifact_seq 7"));
+        assert!(text.contains("apim_gateway_http1_handovers_total 1\n"));
     }
 }
