@@ -44,6 +44,7 @@
 //! # Ok(()) }
 //! ```
 
+mod alarm;
 pub mod body;
 pub mod cors;
 pub mod endpoints;

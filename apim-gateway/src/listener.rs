@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::alarm::Alarm;
 use crate::body::GatewayBody;
 use crate::flow::{Conn, Flow};
 use crate::http1::{self, Native, Rewind};
@@ -309,20 +310,25 @@ impl http_body::Body for Tracked {
 /// instead of hyper's header-read timer per request.
 async fn watchdog<F: Future>(conn: F, activity: &Activity, idle: Duration) {
     tokio::pin!(conn);
+    let alarm = Alarm::after(idle);
+    tokio::pin!(alarm);
     let mut seen = activity.started.load(Ordering::Relaxed);
-    loop {
-        tokio::select! {
-            _ = &mut conn => return,
-            () = tokio::time::sleep(idle) => {
-                let now = activity.started.load(Ordering::Relaxed);
-                if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
-                    tracing::debug!("closing an idle connection");
-                    return; // dropping the connection closes it
-                }
-                seen = now;
-            }
+    std::future::poll_fn(|cx| {
+        if conn.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(());
         }
-    }
+        while alarm.as_mut().poll_fired(cx) {
+            let now = activity.started.load(Ordering::Relaxed);
+            if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
+                tracing::debug!("closing an idle connection");
+                return std::task::Poll::Ready(()); // dropping the connection closes it
+            }
+            seen = now;
+            alarm.as_mut().reset(idle);
+        }
+        std::task::Poll::Pending
+    })
+    .await;
 }
 
 /// Resolves when the process gets SIGTERM or Ctrl-C.

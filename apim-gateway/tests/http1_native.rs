@@ -178,3 +178,43 @@ async fn native_connections_stay_open_and_answer_in_order() {
         assert!(!r.contains("connection: close"), "{r}");
     }
 }
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_and_finishes_the_request_in_flight() {
+    for server in [Http1Server::Native, Http1Server::Hyper] {
+        let b = backend().await;
+        let mut c = test_config();
+        c.gateway.http1_server = server;
+        let gw = gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], c).await;
+        let mut idle = TcpStream::connect(gw.addr).await.unwrap();
+        idle.write_all(format!("{GET}\r\n").as_bytes()).await.unwrap();
+        assert_eq!(status_of(&one_response(&mut idle).await), 200);
+        // the backend's /slow takes 3 s
+        let mut busy = TcpStream::connect(gw.addr).await.unwrap();
+        busy.write_all(
+            b"GET /pizza/1.0.0/slow HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer good\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = gw.stop.send(());
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(2), idle.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("{server:?}: the idle connection is closed at once"))
+            .unwrap();
+        assert!(rest.is_empty(), "{server:?}");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(6), busy.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{server:?}: the request in flight completes, then EOF"))
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(status_of(&answer), 200, "{server:?}: {answer}");
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{server:?}: {answer}");
+        tokio::time::timeout(Duration::from_secs(5), gw.done)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -19,8 +19,9 @@ pub(crate) mod request_head;
 pub(crate) mod response_writer;
 mod rewind;
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use http::header;
@@ -59,13 +60,21 @@ pub(crate) async fn serve<I, H, F>(
     H: FnOnce(Rewind<I>) -> F,
     F: Future<Output = ()>,
 {
-    let Native { max_head, mut stop } = native;
+    let Native { max_head, stop } = native;
+    // wakes the task on shutdown; polled until registered, after that `stopping` tells
+    let mut watch = stop.clone();
+    let wake_on_stop = tokio::task::coop::unconstrained(async move {
+        let _ = watch.changed().await;
+    });
+    tokio::pin!(wake_on_stop);
+    let mut registered = false;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(1024);
+    let mut spans = [[0; 4]; request_head::MAX_FIELDS];
     loop {
         let head = loop {
             if !buf.is_empty() {
-                match request_head::parse(&buf, max_head) {
+                match request_head::parse(&buf, max_head, &mut spans) {
                     Parsed::Partial => {}
                     Parsed::Native(head) => break head,
                     Parsed::Other => {
@@ -78,19 +87,34 @@ pub(crate) async fn serve<I, H, F>(
                 // reclaims the buffer's space when the previous request's head is gone
                 buf.reserve(READ_CHUNK);
             }
-            let read = tokio::select! {
-                biased;
-                r = io.read_buf(&mut buf) => r,
-                _ = stop.wait_for(|s| *s) => return,
+            let read = {
+                let read = io.read_buf(&mut buf);
+                tokio::pin!(read);
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                        return Poll::Ready(Some(r));
+                    }
+                    if !registered {
+                        if wake_on_stop.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(None);
+                        }
+                        registered = true;
+                    }
+                    if stopping(&stop) {
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending
+                })
+                .await
             };
             match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Some(Ok(0) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
             }
         };
         let head_request = head.is_head();
         let client_close = head.close;
-        let req = match head.into_request(&mut buf) {
+        let req = match head.into_request(&mut buf, &spans) {
             Ok(req) => req,
             Err(()) => {
                 flow.metrics.handover();
@@ -105,7 +129,7 @@ pub(crate) async fn serve<I, H, F>(
                 .get_all(header::CONNECTION)
                 .iter()
                 .any(response_writer::names_close)
-            || *stop.borrow();
+            || stopping(&stop);
         let written = response_writer::write(&mut io, res, head_request, close, &mut out).await;
         drop(in_flight);
         match written {
@@ -120,4 +144,10 @@ pub(crate) async fn serve<I, H, F>(
             }
         }
     }
+}
+
+/// Whether the listener is shutting down: a value was sent (only `true` is), or the sender is
+/// gone. One atomic load.
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    !matches!(stop.has_changed(), Ok(false))
 }

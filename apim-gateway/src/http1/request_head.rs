@@ -30,15 +30,18 @@ pub(crate) enum Parsed {
     Other,
 }
 
-/// A request head the native server serves: its method, and where its parts lie in the
-/// bytes it was read from (offsets fit in `u16`: longer heads go to hyper).
+/// Where a head's fields lie in the bytes it was read from: name start, name end, value
+/// start, value end of each (offsets fit in `u16`: longer heads go to hyper). One per
+/// connection, filled by [`parse`].
+pub(crate) type Spans = [[u16; 4]; MAX_FIELDS];
+
+/// A request head the native server serves: its method, and where its target lies in the
+/// bytes it was read from (its fields' places are in the [`Spans`] given to [`parse`]).
 #[derive(Debug)]
 pub(crate) struct Head {
     len: usize,
     method: Method,
     target: (u16, u16),
-    /// Name start, name end, value start, value end of each field.
-    fields: [[u16; 4]; MAX_FIELDS],
     count: usize,
     /// The client asked to close the connection after this request (`Connection: close`).
     pub(crate) close: bool,
@@ -51,9 +54,10 @@ impl Head {
     }
 }
 
-/// Reads the head at the start of `buf`; a head longer than `max_head` bytes (or, while
-/// incomplete, `buf` reaching that size) is [`Parsed::Other`].
-pub(crate) fn parse(buf: &[u8], max_head: usize) -> Parsed {
+/// Reads the head at the start of `buf`, noting where its fields lie in `spans`; a head longer
+/// than `max_head` bytes (or, while incomplete, `buf` reaching that size) is
+/// [`Parsed::Other`].
+pub(crate) fn parse(buf: &[u8], max_head: usize, spans: &mut Spans) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut slots) {
@@ -84,11 +88,10 @@ pub(crate) fn parse(buf: &[u8], max_head: usize) -> Parsed {
         len,
         method,
         target: (at(path.as_bytes()), at(path.as_bytes()) + path.len() as u16),
-        fields: [[0; 4]; MAX_FIELDS],
         count: req.headers.len(),
         close: false,
     };
-    for (slot, f) in head.fields.iter_mut().zip(req.headers.iter()) {
+    for (slot, f) in spans.iter_mut().zip(req.headers.iter()) {
         let name = f.name.as_bytes();
         match Special::of(name) {
             Special::None => {}
@@ -153,13 +156,17 @@ fn connection(value: &[u8]) -> Option<bool> {
 }
 
 impl Head {
-    /// The request: takes the head's bytes off the front of `buf` (the fields and the target
-    /// share them, nothing is copied). Should the `http` types refuse what the parser
-    /// accepted, the bytes are put back and `Err` tells the caller to hand the connection
-    /// to hyper.
-    pub(crate) fn into_request(self, buf: &mut BytesMut) -> Result<Request<GatewayBody>, ()> {
+    /// The request: takes the head's bytes off the front of `buf` (the fields, at `spans` as
+    /// [`parse`] left them, and the target share them, nothing is copied). Should the `http`
+    /// types refuse what the parser accepted, the bytes are put back and `Err` tells the
+    /// caller to hand the connection to hyper.
+    pub(crate) fn into_request(
+        self,
+        buf: &mut BytesMut,
+        spans: &Spans,
+    ) -> Result<Request<GatewayBody>, ()> {
         let bytes = buf.split_to(self.len).freeze();
-        match self.build(&bytes) {
+        match self.build(&bytes, spans) {
             Some(req) => Ok(req),
             None => {
                 let mut back = BytesMut::with_capacity(bytes.len() + buf.len());
@@ -171,11 +178,12 @@ impl Head {
         }
     }
 
-    fn build(self, bytes: &Bytes) -> Option<Request<GatewayBody>> {
+    fn build(self, bytes: &Bytes, spans: &Spans) -> Option<Request<GatewayBody>> {
         let slice = |s: u16, e: u16| bytes.slice(usize::from(s)..usize::from(e));
         let uri = Uri::from_maybe_shared(slice(self.target.0, self.target.1)).ok()?;
-        let mut headers = HeaderMap::with_capacity(self.count);
-        for &[ns, ne, vs, ve] in &self.fields[..self.count] {
+        // room for what the flow adds (`x-request-id`, `x-forwarded-*`) without regrowing
+        let mut headers = HeaderMap::with_capacity(self.count + 4);
+        for &[ns, ne, vs, ve] in &spans[..self.count] {
             let name = HeaderName::from_bytes(&bytes[usize::from(ns)..usize::from(ne)]).ok()?;
             let value = HeaderValue::from_maybe_shared(slice(vs, ve)).ok()?;
             headers.append(name, value);
@@ -193,15 +201,15 @@ impl Head {
 mod tests {
     use super::*;
 
-    fn native(raw: &str) -> Head {
-        match parse(raw.as_bytes(), 8192) {
+    fn native(raw: &str, spans: &mut Spans) -> Head {
+        match parse(raw.as_bytes(), 8192, spans) {
             Parsed::Native(h) => h,
             other => panic!("{raw:?}: {other:?}"),
         }
     }
 
     fn kind(raw: &str) -> &'static str {
-        match parse(raw.as_bytes(), 8192) {
+        match parse(raw.as_bytes(), 8192, &mut [[0; 4]; MAX_FIELDS]) {
             Parsed::Partial => "partial",
             Parsed::Native(_) => "native",
             Parsed::Other => "other",
@@ -212,10 +220,11 @@ mod tests {
     fn a_simple_request_becomes_the_request_hyper_would_give() {
         let raw = "GET /pets/1.0/cats?x=1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer t\r\n\
                    X-A: 1\r\nx-a: 2\r\n\r\nGET / HTTP/1.1\r\n";
-        let head = native(raw);
+        let spans = &mut [[0; 4]; MAX_FIELDS];
+        let head = native(raw, spans);
         assert!(!head.close && !head.is_head());
         let mut buf = BytesMut::from(raw);
-        let req = head.into_request(&mut buf).unwrap();
+        let req = head.into_request(&mut buf, spans).unwrap();
         assert_eq!(
             &buf[..],
             b"GET / HTTP/1.1\r\n",
@@ -234,9 +243,16 @@ mod tests {
 
     #[test]
     fn connection_close_and_a_zero_length_are_served() {
-        assert!(native("GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n").close);
-        assert!(!native("DELETE /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n").close);
-        assert!(native("HEAD /a HTTP/1.1\r\n\r\n").is_head());
+        let spans = &mut [[0; 4]; MAX_FIELDS];
+        assert!(
+            native(
+                "GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n",
+                spans
+            )
+            .close
+        );
+        assert!(!native("DELETE /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n", spans).close);
+        assert!(native("HEAD /a HTTP/1.1\r\n\r\n", spans).is_head());
     }
 
     #[test]
@@ -275,16 +291,21 @@ mod tests {
         );
         let whole = format!("GET /a HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
         assert_eq!(kind(&whole), "other", "a whole head over the limit");
-        assert!(matches!(parse(whole.as_bytes(), 10_000), Parsed::Native(_)));
+        let spans = &mut [[0; 4]; MAX_FIELDS];
+        assert!(matches!(
+            parse(whole.as_bytes(), 10_000, spans),
+            Parsed::Native(_)
+        ));
     }
 
     #[test]
     fn what_the_http_types_refuse_is_put_back() {
         // httparse takes `<` in a target, http::Uri does not
         let raw = "GET /a<b> HTTP/1.1\r\nHost: gw\r\n\r\nnext";
-        let head = native(raw);
+        let spans = &mut [[0; 4]; MAX_FIELDS];
+        let head = native(raw, spans);
         let mut buf = BytesMut::from(raw);
-        assert!(head.into_request(&mut buf).is_err());
+        assert!(head.into_request(&mut buf, spans).is_err());
         assert_eq!(&buf[..], raw.as_bytes(), "every byte is back for hyper");
     }
 }

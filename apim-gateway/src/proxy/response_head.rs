@@ -114,7 +114,8 @@ pub fn parse_response_head(
         ];
     }
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // room for what the flow adds (`x-request-id`, CORS fields) without regrowing
+    let mut headers = HeaderMap::with_capacity(count + 3);
     for (i, &[ns, ne, vs, ve]) in spans[..count].iter().enumerate() {
         if keep & (1 << i) == 0 {
             continue;
