@@ -51,7 +51,7 @@ pub mod endpoints;
 pub mod flow;
 mod gateway;
 pub mod health;
-mod http1;
+pub mod http1;
 pub mod hygiene;
 pub mod listener;
 pub mod metrics;

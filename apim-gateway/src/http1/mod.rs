@@ -15,7 +15,7 @@
 //! in progress; an idle connection closes at once on shutdown. Idle and slow-head timeouts
 //! are the listener's watchdog's, as for hyper connections.
 
-pub(crate) mod request_head;
+pub mod request_head;
 pub(crate) mod response_writer;
 mod rewind;
 
@@ -115,8 +115,8 @@ pub(crate) async fn serve<I, H, F>(
         let head_request = head.is_head();
         let client_close = head.close;
         let req = match head.into_request(&mut buf, &spans) {
-            Ok(req) => req,
-            Err(()) => {
+            Some(req) => req,
+            None => {
                 flow.metrics.handover();
                 return hyper(Rewind::new(buf.freeze(), io)).await;
             }

@@ -17,11 +17,11 @@ use crate::body::GatewayBody;
 
 /// Most header fields of a head the native server serves (hyper allows 100; a head with more
 /// than this goes to hyper).
-pub(crate) const MAX_FIELDS: usize = 64;
+pub const MAX_FIELDS: usize = 64;
 
 /// What the bytes read so far hold.
 #[derive(Debug)]
-pub(crate) enum Parsed {
+pub enum Parsed {
     /// Not a whole head yet.
     Partial,
     /// A head the native server serves.
@@ -33,23 +33,23 @@ pub(crate) enum Parsed {
 /// Where a head's fields lie in the bytes it was read from: name start, name end, value
 /// start, value end of each (offsets fit in `u16`: longer heads go to hyper). One per
 /// connection, filled by [`parse`].
-pub(crate) type Spans = [[u16; 4]; MAX_FIELDS];
+pub type Spans = [[u16; 4]; MAX_FIELDS];
 
 /// A request head the native server serves: its method, and where its target lies in the
 /// bytes it was read from (its fields' places are in the [`Spans`] given to [`parse`]).
 #[derive(Debug)]
-pub(crate) struct Head {
+pub struct Head {
     len: usize,
     method: Method,
     target: (u16, u16),
     count: usize,
     /// The client asked to close the connection after this request (`Connection: close`).
-    pub(crate) close: bool,
+    pub close: bool,
 }
 
 impl Head {
     /// Whether the request is a `HEAD` (its response has no body).
-    pub(crate) fn is_head(&self) -> bool {
+    pub fn is_head(&self) -> bool {
         self.method == Method::HEAD
     }
 }
@@ -57,7 +57,7 @@ impl Head {
 /// Reads the head at the start of `buf`, noting where its fields lie in `spans`; a head longer
 /// than `max_head` bytes (or, while incomplete, `buf` reaching that size) is
 /// [`Parsed::Other`].
-pub(crate) fn parse(buf: &[u8], max_head: usize, spans: &mut Spans) -> Parsed {
+pub fn parse(buf: &[u8], max_head: usize, spans: &mut Spans) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut slots) {
@@ -158,22 +158,18 @@ fn connection(value: &[u8]) -> Option<bool> {
 impl Head {
     /// The request: takes the head's bytes off the front of `buf` (the fields, at `spans` as
     /// [`parse`] left them, and the target share them, nothing is copied). Should the `http`
-    /// types refuse what the parser accepted, the bytes are put back and `Err` tells the
+    /// types refuse what the parser accepted, the bytes are put back and `None` tells the
     /// caller to hand the connection to hyper.
-    pub(crate) fn into_request(
-        self,
-        buf: &mut BytesMut,
-        spans: &Spans,
-    ) -> Result<Request<GatewayBody>, ()> {
+    pub fn into_request(self, buf: &mut BytesMut, spans: &Spans) -> Option<Request<GatewayBody>> {
         let bytes = buf.split_to(self.len).freeze();
         match self.build(&bytes, spans) {
-            Some(req) => Ok(req),
+            Some(req) => Some(req),
             None => {
                 let mut back = BytesMut::with_capacity(bytes.len() + buf.len());
                 back.extend_from_slice(&bytes);
                 back.extend_from_slice(buf);
                 *buf = back;
-                Err(())
+                None
             }
         }
     }
@@ -224,7 +220,7 @@ mod tests {
         let head = native(raw, spans);
         assert!(!head.close && !head.is_head());
         let mut buf = BytesMut::from(raw);
-        let req = head.into_request(&mut buf, spans).unwrap();
+        let req = head.into_request(&mut buf, spans).expect("a request");
         assert_eq!(
             &buf[..],
             b"GET / HTTP/1.1\r\n",
@@ -305,7 +301,7 @@ mod tests {
         let spans = &mut [[0; 4]; MAX_FIELDS];
         let head = native(raw, spans);
         let mut buf = BytesMut::from(raw);
-        assert!(head.into_request(&mut buf, spans).is_err());
+        assert!(head.into_request(&mut buf, spans).is_none());
         assert_eq!(&buf[..], raw.as_bytes(), "every byte is back for hyper");
     }
 }
