@@ -9,12 +9,14 @@
 #   BENCH_RUNTIME=multi bash apim-gateway/bench/load.sh   # one multi-threaded runtime
 #   BENCH_THREADS=1 bash apim-gateway/bench/load.sh       # worker threads: how many
 #   BENCH_SCHED=normal bash apim-gateway/bench/load.sh    # workers without SCHED_BATCH
+#   BENCH_HTTP1=hyper bash apim-gateway/bench/load.sh     # hyper reads HTTP/1.1, not the native server
 #   GATEWAY_BIN=/path/to/bench_gateway bash ...           # a given build (A/B), no cargo
 #
 # The bench gateway serves through Gateway::bind with gateway.worker_threads = one per core by
 # default (single-threaded runtimes, SO_REUSEPORT listeners, SCHED_BATCH as
 # gateway.worker_scheduling sets by default; see examples/bench_gateway.rs and
-# docs/gateway.md); BENCH_RUNTIME / BENCH_THREADS / BENCH_SCHED are passed through.
+# docs/gateway.md); BENCH_RUNTIME / BENCH_THREADS / BENCH_SCHED / BENCH_HTTP1 are passed
+# through.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}

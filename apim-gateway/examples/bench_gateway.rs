@@ -64,7 +64,8 @@ fn data(backend: &str) -> Result<GatewayData, ApimError> {
 /// profile. `BENCH_RUNTIME=multi` serves on one multi-threaded tokio runtime instead
 /// (`TOKIO_WORKER_THREADS` workers), as with `worker_threads = 0`. Worker threads run under
 /// the default `gateway.worker_scheduling` (`SCHED_BATCH`); `BENCH_SCHED=normal` leaves them
-/// under the normal policy. The validator (with its token
+/// under the normal policy. HTTP/1.1 requests are read by the native server
+/// (`gateway.http1_server` default); `BENCH_HTTP1=hyper` has hyper read them. The validator (with its token
 /// cache), the throttle counters and the artifacts are shared in both.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -135,6 +136,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.gateway.worker_threads = workers;
     if std::env::var("BENCH_SCHED").as_deref() == Ok("normal") {
         cfg.gateway.worker_scheduling = apim_core::config::WorkerScheduling::Normal;
+    }
+    if std::env::var("BENCH_HTTP1").as_deref() == Ok("hyper") {
+        cfg.gateway.http1_server = apim_core::config::Http1Server::Hyper;
     }
     let gw = Arc::new(
         Gateway::builder()

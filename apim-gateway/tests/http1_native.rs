@@ -187,7 +187,9 @@ async fn shutdown_closes_idle_connections_and_finishes_the_request_in_flight() {
         c.gateway.http1_server = server;
         let gw = gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], c).await;
         let mut idle = TcpStream::connect(gw.addr).await.unwrap();
-        idle.write_all(format!("{GET}\r\n").as_bytes()).await.unwrap();
+        idle.write_all(format!("{GET}\r\n").as_bytes())
+            .await
+            .unwrap();
         assert_eq!(status_of(&one_response(&mut idle).await), 200);
         // the backend's /slow takes 3 s
         let mut busy = TcpStream::connect(gw.addr).await.unwrap();
@@ -211,7 +213,10 @@ async fn shutdown_closes_idle_connections_and_finishes_the_request_in_flight() {
             .unwrap();
         let answer = String::from_utf8_lossy(&answer);
         assert_eq!(status_of(&answer), 200, "{server:?}: {answer}");
-        assert!(answer.contains("\r\nconnection: close\r\n"), "{server:?}: {answer}");
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{server:?}: {answer}"
+        );
         tokio::time::timeout(Duration::from_secs(5), gw.done)
             .await
             .unwrap()
