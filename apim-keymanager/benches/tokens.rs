@@ -8,7 +8,11 @@
 
 use std::sync::Arc;
 
-use apim_core::artifacts::InMemoryArtifacts;
+use apim_core::artifacts::{
+    ArtifactStore, DeployedApi, GatewayData, InMemoryArtifacts, RouteMatch,
+};
+use apim_core::event::{Seq, SubscriptionChange};
+use apim_core::model::{Api, Application, KeyMapping, KeyType, Subscription};
 use apim_core::store::Store;
 use apim_core::time::now_secs;
 use apim_keymanager::jwt::Validation;
@@ -79,7 +83,91 @@ fn bench(c: &mut Criterion) {
                 .expect("valid")
         })
     });
+    // the gateway's worker threads ask the same validator at once, for a routed request of a
+    // subscribed application: what a cached answer costs on one thread, and per call with two
+    // threads asking for the same token
+    let (artifacts, route) = subscribed(&id);
+    let validator = Arc::new(JwtValidator::new(km.jwks_source(), artifacts));
+    rt.block_on(validator.validate_token(&token, Some(&route)))
+        .expect("valid");
+    let route = Arc::new(route);
+    let ask = |v: &JwtValidator, t: &str, r: &RouteMatch| {
+        v.validate_cached(t, Some(r))
+            .expect("cached")
+            .expect("valid")
+    };
+    g.bench_function("jwt_cached_answer_one_thread", |b| {
+        b.iter(|| ask(&validator, &token, &route))
+    });
+    g.bench_function("jwt_cached_answer_two_threads", |b| {
+        b.iter_custom(|iters| {
+            let other = {
+                let (v, t, r) = (validator.clone(), token.clone(), route.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..iters {
+                        ask(&v, &t, &r);
+                    }
+                })
+            };
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                ask(&validator, &token, &route);
+            }
+            let took = start.elapsed();
+            other.join().expect("validating thread");
+            took
+        })
+    });
     g.finish();
+}
+
+/// Artifacts where the application of `client_id` is subscribed to one API, and a route to it.
+fn subscribed(client_id: &str) -> (Arc<InMemoryArtifacts>, RouteMatch) {
+    let app: Application = serde_json::from_value(serde_json::json!({
+        "applicationId": "app-1", "name": "Shop", "throttlingPolicy": "Unlimited", "owner": "admin"
+    }))
+    .expect("application");
+    let mut api: Api = serde_json::from_value(serde_json::json!({
+        "name": "Pizza", "context": "/pizza", "version": "1.0.0",
+        "endpointConfig": {"endpoint_type": "http", "production_endpoints": {"url": "http://127.0.0.1:1"}},
+        "operations": [{"target": "/menu", "verb": "GET"}]
+    }))
+    .expect("api");
+    api.id = "api-1".into();
+    let sub: Subscription = serde_json::from_value(serde_json::json!({
+        "subscriptionId": "s1", "applicationId": "app-1", "apiId": "api-1",
+        "throttlingPolicy": "Gold", "status": "UNBLOCKED"
+    }))
+    .expect("subscription");
+    let a = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
+    a.load(GatewayData {
+        seq: Seq(1),
+        applications: vec![app],
+        key_mappings: vec![KeyMapping {
+            key_mapping_id: "m1".into(),
+            application_id: "app-1".into(),
+            key_type: KeyType::Production,
+            consumer_key: client_id.into(),
+            key_manager: "Resident Key Manager".into(),
+        }],
+        subscriptions: vec![SubscriptionChange {
+            subscription: sub,
+            api_context: "/pizza".into(),
+            api_version: "1.0.0".into(),
+        }],
+        ..GatewayData::default()
+    });
+    let route = RouteMatch {
+        api: Arc::new(DeployedApi::new(
+            api,
+            "r1".into(),
+            None,
+            vec!["Default".into()],
+        )),
+        operation: 0,
+        resource_start: 0,
+    };
+    (a, route)
 }
 
 criterion_group!(benches, bench);

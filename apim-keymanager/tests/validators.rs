@@ -253,7 +253,10 @@ async fn jwt_cached_authorisation_follows_subscription_changes() {
         Arc::ptr_eq(&first, &again),
         "the same API on the same snapshot reuses the authorised context"
     );
-    // the subscription is blocked: the next call sees it despite the remembered result
+    // from now on the thread's own remembered answer: equal, not shared
+    let third = v.validate(&req.meta(Some(&r))).await.unwrap();
+    assert!(!Arc::ptr_eq(&again, &third) && *again == *third);
+    // the subscription is blocked: the next call sees it despite the remembered results
     let sub: Subscription = serde_json::from_value(serde_json::json!({
         "subscriptionId": "s1", "applicationId": APP, "apiId": API, "throttlingPolicy": "Gold",
         "status": "BLOCKED"
@@ -303,6 +306,17 @@ async fn immediate_answers_only_for_verified_tokens() {
     );
     let via_all = all.validate_now(&req.meta(Some(&r))).unwrap().unwrap();
     assert_eq!(via_all.subscription_tier.as_deref(), Some("Gold"));
+    // asked again: the thread's remembered answers, equal to the verified one
+    for _ in 0..3 {
+        assert_eq!(
+            *v.validate_now(&req.meta(Some(&r))).unwrap().unwrap(),
+            *verified
+        );
+        assert_eq!(
+            *all.validate_now(&req.meta(Some(&r))).unwrap().unwrap(),
+            *via_all
+        );
+    }
     // no credential: refused at once
     let none = Req {
         headers: HeaderMap::new(),

@@ -46,6 +46,11 @@ impl ArtifactStore for InMemoryArtifacts {
         self.current.load_full()
     }
 
+    fn snapshot_ptr(&self) -> *const ArtifactSnapshot {
+        // a guard, not a clone: no write to the snapshot's shared reference count
+        Arc::as_ptr(&*self.current.load())
+    }
+
     fn apply_batch(&self, events: &[Event]) {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = ArtifactSnapshot::clone(&self.current.load());

@@ -120,6 +120,16 @@ pub trait ArtifactStore: Send + Sync + 'static {
     /// The current snapshot (cheap: an `Arc` clone).
     fn snapshot(&self) -> Arc<ArtifactSnapshot>;
 
+    /// Where the current snapshot lives: its identity, for a cache that remembers an answer
+    /// per snapshot. Compare it with `Weak::as_ptr` of a snapshot the cache keeps a `Weak` of
+    /// (which keeps the address from being reused): equal means that snapshot is still the
+    /// current one. Never dereference it. The default clones the snapshot; a store that can
+    /// tell without touching the snapshot's reference count (one shared by every thread)
+    /// should.
+    fn snapshot_ptr(&self) -> *const ArtifactSnapshot {
+        Arc::as_ptr(&self.snapshot())
+    }
+
     /// Applies one event.
     fn apply(&self, event: &Event) {
         self.apply_batch(std::slice::from_ref(event));

@@ -10,7 +10,7 @@ use apim_core::time::now_secs;
 use apim_core::ApimError;
 use moka::sync::Cache;
 
-use super::{bearer, token_hash, AuthMemo};
+use super::{bearer, thread_answers, token_hash, AuthMemo};
 use crate::jwks::JwksSource;
 use crate::jwt::{check_claims, Claims, JwtError, Validation};
 
@@ -66,6 +66,8 @@ pub struct JwtValidator {
     artifacts: Arc<dyn ArtifactStore>,
     validation: Validation,
     cache: TokenCache,
+    /// Whose answers in the per-thread answer cache ([`thread_answers`]) are this validator's.
+    owner: u64,
 }
 
 impl std::fmt::Debug for JwtValidator {
@@ -90,24 +92,31 @@ impl JwtValidator {
                 leeway_secs: 30,
             },
             cache: new_cache(100_000),
+            owner: thread_answers::new_owner(),
         }
     }
 
     /// Requires `iss`.
     pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.validation.issuer = Some(issuer.into());
+        // answers made under other settings are not this validator's
+        self.owner = thread_answers::new_owner();
         self
     }
 
     /// Requires `aud` to contain `audience`.
     pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
         self.validation.audience = Some(audience.into());
+        // answers made under other settings are not this validator's
+        self.owner = thread_answers::new_owner();
         self
     }
 
     /// Clock-skew allowance for `exp` / `nbf`.
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.validation.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(0);
+        // answers made under other settings are not this validator's
+        self.owner = thread_answers::new_owner();
         self
     }
 
@@ -125,25 +134,44 @@ impl JwtValidator {
         token: &str,
         route: Option<&RouteMatch>,
     ) -> Option<Result<Arc<AuthContext>, ApimError>> {
-        self.cached_answer(&token_hash(token), route)
+        if let Some(ctx) = self.remembered(token, route) {
+            return Some(Ok(ctx));
+        }
+        self.cached_answer(token, &token_hash(token), route)
     }
 
-    /// [`validate_cached`](Self::validate_cached) for the token whose hash is `key`.
+    /// The answer this thread remembers for `token` on `route` (see [`thread_answers`]).
+    fn remembered(&self, token: &str, route: Option<&RouteMatch>) -> Option<Arc<AuthContext>> {
+        let api = Arc::as_ptr(&route?.api) as usize;
+        let current = self.artifacts.snapshot_ptr();
+        thread_answers::get(self.owner, token.as_bytes(), api, current, now_secs())
+    }
+
+    /// [`validate_cached`](Self::validate_cached) from the shared cache, for `token` whose hash
+    /// is `key`; a routed answer is remembered on this thread.
     fn cached_answer(
         &self,
+        token: &str,
         key: &[u8; 32],
         route: Option<&RouteMatch>,
     ) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        let now = now_secs();
+        let api = route.map(|r| Arc::as_ptr(&r.api) as usize);
         let hit = self.cache.get(key)?;
         let snap = self.artifacts.snapshot();
-        Some(if hit.exp + self.validation.leeway_secs <= now_secs() {
+        let until = hit.exp + self.validation.leeway_secs;
+        Some(if until <= now {
             self.cache.invalidate(key);
             Err(JwtError::Expired.into())
         } else if snap.is_revoked(&hit.jti) {
             self.cache.invalidate(key);
             Err(JwtError::Revoked.into())
         } else {
-            hit.memo.authorize(&hit.ctx, route, &snap)
+            let answer = hit.memo.authorize(&hit.ctx, route, &snap);
+            if let (Ok(ctx), Some(api)) = (&answer, api) {
+                thread_answers::put(self.owner, token.as_bytes(), api, ctx, until, &snap);
+            }
+            answer
         })
     }
 
@@ -153,8 +181,11 @@ impl JwtValidator {
         token: &str,
         route: Option<&RouteMatch>,
     ) -> Result<Arc<AuthContext>, ApimError> {
+        if let Some(ctx) = self.remembered(token, route) {
+            return Ok(ctx);
+        }
         let key = token_hash(token);
-        if let Some(answer) = self.cached_answer(&key, route) {
+        if let Some(answer) = self.cached_answer(token, &key, route) {
             return answer;
         }
         let snap = self.artifacts.snapshot();

@@ -19,6 +19,7 @@ mod composite;
 mod http_users;
 mod introspection;
 mod jwt;
+mod thread_answers;
 
 use std::sync::Arc;
 
