@@ -151,7 +151,7 @@ impl<B: QuotaBackend> Chain<B> {
             self.backend.sweep(now);
             self.burst.sweep(now);
         }
-        let snap = self.artifacts.snapshot();
+        let snap = self.artifacts.snapshot_ref();
         let auth = ctx.auth.unwrap_or(&self.anonymous);
         if blocked(&snap, ctx, auth) {
             return Decision::Blocked;
@@ -310,7 +310,7 @@ impl<B: QuotaBackend> Chain<B> {
             return;
         }
         let now = self.clock.now();
-        let snap = self.artifacts.snapshot();
+        let snap = self.artifacts.snapshot_ref();
         let auth = ctx.auth.unwrap_or(&self.anonymous);
         let bw = |q: Option<Quota>| q.filter(|q| q.kind == QuotaKind::Bandwidth);
         if let Some(route) = ctx.route {

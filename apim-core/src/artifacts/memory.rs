@@ -51,6 +51,10 @@ impl ArtifactStore for InMemoryArtifacts {
         Arc::as_ptr(&*self.current.load())
     }
 
+    fn snapshot_ref(&self) -> arc_swap::Guard<Arc<ArtifactSnapshot>> {
+        self.current.load()
+    }
+
     fn apply_batch(&self, events: &[Event]) {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = ArtifactSnapshot::clone(&self.current.load());
@@ -65,5 +69,34 @@ impl ArtifactStore for InMemoryArtifacts {
             self.labels.clone(),
             data,
         )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventPayload, Seq, TokenRevocation};
+
+    #[test]
+    fn the_borrowed_snapshot_and_its_address_follow_the_current_one() {
+        let store = InMemoryArtifacts::new(vec!["Default".into()]);
+        store.load(GatewayData::default());
+        let first = store.snapshot();
+        assert_eq!(store.snapshot_ptr(), Arc::as_ptr(&first));
+        assert!(std::ptr::eq(&**store.snapshot_ref(), Arc::as_ptr(&first)));
+        store.apply(&Event {
+            seq: Seq(2),
+            time: 0,
+            payload: EventPayload::TokenRevocation(TokenRevocation {
+                jti: "j1".into(),
+                expiry_time: i64::MAX,
+                token_type: "JWT".into(),
+                consumer_key: None,
+            }),
+        });
+        assert_ne!(store.snapshot_ptr(), Arc::as_ptr(&first), "a new snapshot");
+        assert!(store.snapshot_ref().is_revoked("j1"));
+        assert!(!first.is_revoked("j1"), "the old one is unchanged");
+        assert_eq!(store.snapshot_ptr(), Arc::as_ptr(&store.snapshot()));
     }
 }

@@ -127,7 +127,15 @@ pub trait ArtifactStore: Send + Sync + 'static {
     /// tell without touching the snapshot's reference count (one shared by every thread)
     /// should.
     fn snapshot_ptr(&self) -> *const ArtifactSnapshot {
-        Arc::as_ptr(&self.snapshot())
+        Arc::as_ptr(&self.snapshot_ref())
+    }
+
+    /// The current snapshot for the length of a call: like [`snapshot`](Self::snapshot), but a
+    /// store that can lends it without writing to its reference count (one every thread
+    /// shares: on a request path, every such write moves the count's cache line between the
+    /// cores). Hold it briefly. The default wraps a clone.
+    fn snapshot_ref(&self) -> arc_swap::Guard<Arc<ArtifactSnapshot>> {
+        arc_swap::Guard::from_inner(self.snapshot())
     }
 
     /// Applies one event.
