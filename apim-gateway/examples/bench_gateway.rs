@@ -65,8 +65,8 @@ fn data(backend: &str) -> Result<GatewayData, ApimError> {
 /// (`TOKIO_WORKER_THREADS` workers), as with `worker_threads = 0`. Worker threads run under
 /// the default `gateway.worker_scheduling` (`SCHED_BATCH`); `BENCH_SCHED=normal` leaves them
 /// under the normal policy. HTTP/1.1 requests are read by the native server
-/// (`gateway.http1_server` default); `BENCH_HTTP1=hyper` has hyper read them. The validator (with its token
-/// cache), the throttle counters and the artifacts are shared in both.
+/// (`gateway.http1_server` default); `BENCH_HTTP1=hyper` has hyper read them. The validator
+/// (with its token cache), the throttle counters and the artifacts are shared in both.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().unwrap_or_else(|| "18280".into()).parse()?;
