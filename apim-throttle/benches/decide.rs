@@ -89,6 +89,27 @@ fn full_chain(c: &mut Criterion) {
     c.bench_function("full_chain/block_api_subscription_burst_application", |b| {
         b.iter(|| std::hint::black_box(t.check(std::hint::black_box(&ctx))))
     });
+    // two threads deciding for the same caller at once (the gateway's worker threads): the
+    // counters are shared, so exact counting moves their cache lines between the cores
+    c.bench_function("full_chain/two_threads_same_caller", |b| {
+        b.iter_custom(|iters| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let r = common::Req::new(&a, Method::GET, "/pizza/1.0/menu")
+                        .caller("app-1", "alice", "Gold", "App");
+                    let ctx = r.ctx();
+                    for _ in 0..iters {
+                        std::hint::black_box(t.check(&ctx));
+                    }
+                });
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    std::hint::black_box(t.check(&ctx));
+                }
+                start.elapsed()
+            })
+        })
+    });
     let _ = Arc::strong_count(&a);
 }
 
