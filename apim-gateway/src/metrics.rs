@@ -178,12 +178,11 @@ impl Metrics {
             .sum()
     }
 
-    /// The shards' counts summed: requests by (label, status), latency buckets, count, sum in
-    /// µs, throttled.
-    #[allow(clippy::type_complexity)]
-    fn totals(&self) -> (Vec<(String, u16, u64)>, [u64; BUCKETS.len()], u64, u64, u64) {
+    /// The shards' counts summed: the requests by (label, status), sorted, and the latency
+    /// and throttled counts (`by_api` left empty).
+    fn totals(&self) -> (Vec<(String, u16, u64)>, Counts) {
         let mut rows: HashMap<(String, u16), u64> = HashMap::new();
-        let (mut buckets, mut count, mut sum, mut throttled) = ([0u64; BUCKETS.len()], 0, 0, 0);
+        let mut sum = Counts::default();
         for sh in self.shards.iter() {
             let c = sh.lock();
             for e in c.by_api.values() {
@@ -191,22 +190,29 @@ impl Metrics {
                     *rows.entry((e.label.clone(), *s)).or_default() += n;
                 }
             }
-            for (t, b) in buckets.iter_mut().zip(&c.buckets) {
+            for (t, b) in sum.buckets.iter_mut().zip(&c.buckets) {
                 *t += b;
             }
-            count += c.latency_count;
-            sum += c.latency_sum_us;
-            throttled += c.throttled;
+            sum.latency_count += c.latency_count;
+            sum.latency_sum_us += c.latency_sum_us;
+            sum.throttled += c.throttled;
         }
         let mut rows: Vec<_> = rows.into_iter().map(|((l, s), n)| (l, s, n)).collect();
         rows.sort();
-        (rows, buckets, count, sum, throttled)
+        (rows, sum)
     }
 
     /// The Prometheus text exposition. `seq` and `apis` are the artifact gauges.
     pub fn render(&self, seq: u64, apis: usize) -> String {
         let mut out = String::with_capacity(2048);
-        let (rows, buckets, count, sum_us, throttled) = self.totals();
+        let (rows, sum) = self.totals();
+        let Counts {
+            buckets,
+            latency_count: count,
+            latency_sum_us: sum_us,
+            throttled,
+            ..
+        } = sum;
         out.push_str("# HELP apim_gateway_requests_total Requests by API and status.\n# TYPE apim_gateway_requests_total counter\n");
         for (label, s, c) in rows {
             let _ = writeln!(

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::body::GatewayBody;
+use crate::proxy::headers::list_items;
 
 /// Most header fields of a head the native server serves (hyper allows 100; a head with more
 /// than this goes to hyper).
@@ -144,8 +145,7 @@ impl Special {
 /// A `Connection` value's tokens: whether they say `close`; `None` when one says `upgrade`.
 fn connection(value: &[u8]) -> Option<bool> {
     let mut close = false;
-    for token in value.split(|b| *b == b',') {
-        let token = token.trim_ascii();
+    for token in list_items(value) {
         if token.eq_ignore_ascii_case(b"close") {
             close = true;
         } else if token.eq_ignore_ascii_case(b"upgrade") {

@@ -17,6 +17,7 @@ use http_body_util::BodyExt as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::body::GatewayBody;
+use crate::proxy::headers::list_items;
 
 /// Body data up to this size is copied behind the head (one write for both).
 const COALESCE: usize = 16 << 10;
@@ -74,12 +75,8 @@ pub(crate) fn encode_head(
             header::TRANSFER_ENCODING if no_body || framing.is_some() => continue,
             header::TRANSFER_ENCODING => {
                 framing = Some(Framing::Chunked);
-                let last = value
-                    .as_bytes()
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .unwrap_or(b"");
-                if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                let last = list_items(value.as_bytes()).next_back().unwrap_or(b"");
+                if !last.eq_ignore_ascii_case(b"chunked") {
                     let v = [value.as_bytes(), b", chunked"].concat();
                     field(out, b"transfer-encoding", &v);
                     continue;
@@ -150,9 +147,7 @@ fn parse_length(v: &HeaderValue) -> Option<u64> {
 
 /// Whether a `Connection` value names `close`.
 pub(crate) fn names_close(v: &HeaderValue) -> bool {
-    v.as_bytes()
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    list_items(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"))
 }
 
 /// The `Date` value, formatted once a second per thread.
@@ -295,10 +290,7 @@ fn trailers(
     }
     let declared = |name: &http::HeaderName| {
         head.get_all(header::TRAILER).iter().any(|v| {
-            v.as_bytes().split(|b| *b == b',').any(|t| {
-                t.trim_ascii()
-                    .eq_ignore_ascii_case(name.as_str().as_bytes())
-            })
+            list_items(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()))
         })
     };
     out.extend_from_slice(b"0\r\n");

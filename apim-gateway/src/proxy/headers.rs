@@ -19,6 +19,11 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 /// Whether a field name, as received (any case), is hop-by-hop: the fixed list above, and
 /// `Upgrade`. Runs for every field of every backend response, so it looks at the length
 /// first: most names are ruled out without comparing a byte.
+/// The items of a comma-separated field value (RFC 9110 §5.6.1), trimmed; empty items kept.
+pub(crate) fn list_items(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     let candidates: &[&[u8]] = match name.len() {
         2 => &[b"te"],

@@ -87,7 +87,7 @@ pub fn parse_response_head(
             lengths += 1;
             length_list |= h.value.contains(&b',');
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            for token in super::headers::list_items(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -133,8 +133,8 @@ pub fn parse_response_head(
             if !head[ns as usize..ne as usize].eq_ignore_ascii_case(b"connection") {
                 continue;
             }
-            for token in head[vs as usize..ve as usize].split(|b| *b == b',') {
-                if let Ok(name) = HeaderName::from_bytes(token.trim_ascii()) {
+            for token in super::headers::list_items(&head[vs as usize..ve as usize]) {
+                if let Ok(name) = HeaderName::from_bytes(token) {
                     headers.remove(name);
                 }
             }
