@@ -67,6 +67,10 @@ fn data(backend: &str) -> Result<GatewayData, ApimError> {
 /// under the normal policy. HTTP/1.1 requests are read by the native server
 /// (`gateway.http1_server` default); `BENCH_HTTP1=hyper` has hyper read them. The validator
 /// (with its token cache), the throttle counters and the artifacts are shared in both.
+/// The allocator a deployed gateway binary uses (decision 28 in docs/architecture.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().unwrap_or_else(|| "18280".into()).parse()?;

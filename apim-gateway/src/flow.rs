@@ -104,33 +104,33 @@ impl Flow {
             request_id = ?id,
             status = tracing::field::Empty,
         );
-        async move {
-            // one box for the flow (several KiB of state): what moves between here and
-            // hyper's dispatcher is then a pointer, not the whole future
-            let run = Box::pin(self.run(req, conn));
-            let (mut res, route) = match tokio::time::timeout(self.timeout, run).await {
-                Ok(x) => x,
-                Err(_) => (
-                    ApimError::BackendTimeout(format!(
-                        "request not answered within {:?}",
-                        self.timeout
-                    ))
-                    .to_response(),
-                    None,
-                ),
-            };
-            let status = res.status().as_u16();
-            tracing::Span::current().record("status", status);
-            let api = route.as_ref().map(|r| {
-                let a = &r.api.api;
-                (a.id.as_str(), a.context.as_str(), a.version.as_str())
-            });
-            self.metrics.request(api, status, start.elapsed());
-            res.headers_mut().insert(X_REQUEST_ID.clone(), id);
-            res
+        // one box for the flow (several KiB of state): what moves between here and the
+        // connection's loop is then a pointer, not the whole future
+        let run = tokio::time::timeout(self.timeout, Box::pin(self.run(req, conn)));
+        // a disabled span (the usual case: it is at debug level) is not entered per poll
+        let outcome = if span.is_disabled() {
+            run.await
+        } else {
+            run.instrument(span.clone()).await
+        };
+        let (mut res, route) = outcome.unwrap_or_else(|_| {
+            let e = ApimError::BackendTimeout(format!(
+                "request not answered within {:?}",
+                self.timeout
+            ));
+            (e.to_response(), None)
+        });
+        let status = res.status().as_u16();
+        if !span.is_disabled() {
+            span.record("status", status);
         }
-        .instrument(span)
-        .await
+        let api = route.as_ref().map(|r| {
+            let a = &r.api.api;
+            (a.id.as_str(), a.context.as_str(), a.version.as_str())
+        });
+        self.metrics.request(api, status, start.elapsed());
+        res.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        res
     }
 
     /// The flow up to the response head; with the route when the request was routed.

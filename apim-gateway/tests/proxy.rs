@@ -579,6 +579,68 @@ async fn analytics_records_without_blocking() {
     );
 }
 
+/// The fields of the `request` spans a [`SpanLog`] saw, one map per span.
+type SpanFields = Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>;
+
+/// A subscriber at debug level that keeps the fields of `request` spans.
+struct SpanLog(SpanFields);
+
+struct Fields<'a>(&'a mut std::collections::BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}"));
+    }
+}
+
+impl tracing::Subscriber for SpanLog {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        m.is_span() && m.name() == "request"
+    }
+    fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut spans = self.0.lock().unwrap();
+        let mut fields = std::collections::BTreeMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        spans.push(fields);
+        tracing::span::Id::from_u64(spans.len() as u64)
+    }
+    fn record(&self, id: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        let mut spans = self.0.lock().unwrap();
+        values.record(&mut Fields(&mut spans[id.into_u64() as usize - 1]));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn each_request_has_a_span_with_its_id_and_status() {
+    let b = backend().await;
+    let gw = build_gateway(
+        vec![api("pizza", "/pizza", http_ep(&b.url()))],
+        test_config(),
+    );
+    let spans = SpanFields::default();
+    let _guard = tracing::subscriber::set_default(SpanLog(spans.clone()));
+    for (auth, status) in [("Bearer good", 200), ("Bearer bad", 401)] {
+        let req = http::Request::get("http://localhost/pizza/1.0.0/x?q=1")
+            .header("host", "localhost")
+            .header("authorization", auth)
+            .body(apim_gateway::GatewayBody::empty())
+            .unwrap();
+        let res = tower::ServiceExt::oneshot(gw.service(), req).await.unwrap();
+        assert_eq!(res.status(), status);
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let span = spans.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(span["method"], "GET");
+        assert_eq!(span["path"], "/pizza/1.0.0/x");
+        assert_eq!(span["request_id"], format!("{id:?}"));
+        assert_eq!(span["status"], status.to_string());
+    }
+    assert_eq!(spans.lock().unwrap().len(), 2);
+}
+
 /// A keep-alive HTTP/1.1 backend that counts the connections it accepts; with `close_after`
 /// set it closes each connection (without saying so) after that many responses, like a
 /// backend whose keep-alive timeout expired.

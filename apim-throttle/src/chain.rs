@@ -5,7 +5,10 @@
 //! local. When a later level denies, what earlier levels took is given back, so a denied request
 //! uses no quota.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,11 +83,50 @@ pub(crate) trait QuotaBackend: Send + Sync + 'static {
     fn len(&self) -> usize;
 }
 
+/// A quota taken by the decision in progress, given back if a later level denies.
 struct Taken {
     level: QuotaLevel,
-    key: String,
+    /// Where its key sits in [`Scratch::keys`].
+    key: Range<usize>,
     quota: Quota,
     n: u64,
+}
+
+/// What one decision builds: every key, back to back in one string, and the quotas taken. One
+/// per thread, reused, so a decision allocates nothing once the buffers have grown.
+#[derive(Default)]
+struct Scratch {
+    keys: String,
+    taken: Vec<Taken>,
+    /// The subscription's burst key and parameters, if burst control took a token.
+    burst: Option<(Range<usize>, GcraParams)>,
+}
+
+impl Scratch {
+    /// Appends the key `write` produces; where it sits.
+    fn key(&mut self, write: impl FnOnce(&mut String)) -> Range<usize> {
+        let start = self.keys.len();
+        write(&mut self.keys);
+        start..self.keys.len()
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Runs `f` on this thread's scratch, cleared (on a fresh one if it is in use: a quota
+/// backend deciding inside a decision).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => {
+            s.keys.clear();
+            s.taken.clear();
+            s.burst = None;
+            f(&mut s)
+        }
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 type Denied = (ThrottleLevel, Duration);
@@ -156,34 +198,34 @@ impl<B: QuotaBackend> Chain<B> {
         if blocked(&snap, ctx, auth) {
             return Decision::Blocked;
         }
-        let mut taken = Vec::new();
-        let mut burst = None;
-        match self.check(&snap, ctx, auth, now, &mut taken, &mut burst) {
+        with_scratch(|s| match self.check(&snap, ctx, auth, now, s) {
             Ok(()) => Decision::Allow,
             Err((level, retry_after)) => {
-                for t in &taken {
-                    self.backend.refund(t.level, &t.key, &t.quota, t.n, now);
+                for t in &s.taken {
+                    self.backend
+                        .refund(t.level, &s.keys[t.key.clone()], &t.quota, t.n, now);
                 }
-                if let Some((key, params)) = burst {
+                if let Some((key, params)) = &s.burst {
                     self.burst
-                        .with_existing(&key, |g: &Gcra| g.refund(&params, now));
+                        .with_existing(&s.keys[key.clone()], |g: &Gcra| g.refund(params, now));
                 }
                 Decision::Deny { level, retry_after }
             }
-        }
+        })
     }
 
     fn take(
         &self,
         level: QuotaLevel,
-        key: String,
+        key: Range<usize>,
         q: Quota,
         n: u64,
         now: Nanos,
-        taken: &mut Vec<Taken>,
+        s: &mut Scratch,
     ) -> Result<(), Duration> {
-        self.backend.acquire(level, &key, &q, n, now)?;
-        taken.push(Taken {
+        self.backend
+            .acquire(level, &s.keys[key.clone()], &q, n, now)?;
+        s.taken.push(Taken {
             level,
             key,
             quota: q,
@@ -198,12 +240,11 @@ impl<B: QuotaBackend> Chain<B> {
         ctx: &ThrottleContext<'_>,
         auth: &AuthContext,
         now: Nanos,
-        taken: &mut Vec<Taken>,
-        burst: &mut Option<(String, GcraParams)>,
+        s: &mut Scratch,
     ) -> Result<(), Denied> {
         // 1. API / resource level (advanced policy)
         if let Some(route) = ctx.route {
-            if let Some((level, name, mut key)) = advanced_target(route) {
+            if let Some((level, name)) = advanced_target(route) {
                 if let Some(compiled) = self.advanced(snap, name) {
                     let facts = RequestFacts {
                         ip: ctx.client_ip,
@@ -213,12 +254,9 @@ impl<B: QuotaBackend> Chain<B> {
                     };
                     let (group, quota) = compiled.select(&facts);
                     if let Some(q) = quota {
-                        if let Some(g) = group {
-                            key.push_str("#c");
-                            key.push_str(&g.to_string());
-                        }
+                        let key = s.key(|k| advanced_key(k, route, level, group));
                         let n = cost(&q, ctx.request_bytes);
-                        self.take(level, key, q, n, now, taken)
+                        self.take(level, key, q, n, now, s)
                             .map_err(|r| (ThrottleLevel::Resource, r))?;
                     }
                 }
@@ -230,21 +268,26 @@ impl<B: QuotaBackend> Chain<B> {
                 match snap.subscription_policy(tier) {
                     None => self.unknown("subscription", tier),
                     Some(p) => {
-                        let key = keys::subscription(auth, ctx.client_ip, &route.api.api);
+                        let key = s.key(|k| {
+                            keys::write_subscription(k, auth, ctx.client_ip, &route.api.api)
+                        });
                         if let Some(params) = p.burst().and_then(|(n, per)| GcraParams::new(n, per))
                         {
                             self.burst
-                                .with(&key, |g: &Gcra| g.try_acquire(&params, now))
+                                .with(&s.keys[key.clone()], |g: &Gcra| g.try_acquire(&params, now))
                                 .map_err(|r| (ThrottleLevel::Burst, r))?;
-                            *burst = Some((key.clone(), params));
+                            s.burst = Some((key.clone(), params));
                         }
                         if let Some(q) = Quota::of(&p.default_limit) {
                             let n = cost(&q, ctx.request_bytes);
-                            match self
-                                .backend
-                                .acquire(QuotaLevel::Subscription, &key, &q, n, now)
-                            {
-                                Ok(()) => taken.push(Taken {
+                            match self.backend.acquire(
+                                QuotaLevel::Subscription,
+                                &s.keys[key.clone()],
+                                &q,
+                                n,
+                                now,
+                            ) {
+                                Ok(()) => s.taken.push(Taken {
                                     level: QuotaLevel::Subscription,
                                     key,
                                     quota: q,
@@ -258,7 +301,7 @@ impl<B: QuotaBackend> Chain<B> {
                                     self.over_quota.fetch_add(1, Ordering::Relaxed);
                                     tracing::debug!(
                                         tier,
-                                        key,
+                                        key = &s.keys[key],
                                         "over subscription quota; passing (stopOnQuotaReach=false)"
                                     );
                                 }
@@ -275,15 +318,9 @@ impl<B: QuotaBackend> Chain<B> {
                 Some(p) => {
                     if let Some(q) = Quota::of(&p.default_limit) {
                         let n = cost(&q, ctx.request_bytes);
-                        self.take(
-                            QuotaLevel::Application,
-                            keys::application(auth),
-                            q,
-                            n,
-                            now,
-                            taken,
-                        )
-                        .map_err(|r| (ThrottleLevel::Application, r))?;
+                        let key = s.key(|k| keys::write_application(k, auth));
+                        self.take(QuotaLevel::Application, key, q, n, now, s)
+                            .map_err(|r| (ThrottleLevel::Application, r))?;
                     }
                 }
             }
@@ -292,9 +329,11 @@ impl<B: QuotaBackend> Chain<B> {
         for p in snap.custom_policies() {
             if let Some(q) = Quota::of(&p.default_limit) {
                 let api = ctx.route.map(|r| &r.api.api);
-                let key = keys::custom(&p.policy_name, &p.key_template, auth, api, ctx.client_ip);
+                let key = s.key(|k| {
+                    keys::write_custom(k, &p.policy_name, &p.key_template, auth, api, ctx.client_ip)
+                });
                 let n = cost(&q, ctx.request_bytes);
-                self.take(QuotaLevel::Custom, key, q, n, now, taken)
+                self.take(QuotaLevel::Custom, key, q, n, now, s)
                     .map_err(|r| (ThrottleLevel::Custom, r))?;
             }
         }
@@ -314,7 +353,7 @@ impl<B: QuotaBackend> Chain<B> {
         let auth = ctx.auth.unwrap_or(&self.anonymous);
         let bw = |q: Option<Quota>| q.filter(|q| q.kind == QuotaKind::Bandwidth);
         if let Some(route) = ctx.route {
-            if let Some((level, name, mut key)) = advanced_target(route) {
+            if let Some((level, name)) = advanced_target(route) {
                 if let Some(c) = self.advanced(&snap, name) {
                     let facts = RequestFacts {
                         ip: ctx.client_ip,
@@ -324,10 +363,8 @@ impl<B: QuotaBackend> Chain<B> {
                     };
                     let (group, quota) = c.select(&facts);
                     if let Some(q) = bw(quota) {
-                        if let Some(g) = group {
-                            key.push_str("#c");
-                            key.push_str(&g.to_string());
-                        }
+                        let mut key = String::new();
+                        advanced_key(&mut key, route, level, group);
                         self.backend.add(level, &key, &q, n, now);
                     }
                 }
@@ -394,18 +431,33 @@ impl<B: QuotaBackend> Chain<B> {
     }
 }
 
-/// The advanced policy in force for a route and its key: the API-level policy (key
-/// `context:version`) if set, else the resource's (key `context/version/resource:METHOD`).
-fn advanced_target(route: &RouteMatch) -> Option<(QuotaLevel, &str, String)> {
+/// The advanced policy in force for a route: the API-level policy if set, else the
+/// resource's.
+fn advanced_target(route: &RouteMatch) -> Option<(QuotaLevel, &str)> {
     let api = &route.api.api;
     if let Some(name) = api.api_throttling_policy.as_deref().filter(|n| limited(n)) {
-        return Some((QuotaLevel::Api, name, keys::api(api)));
+        return Some((QuotaLevel::Api, name));
     }
-    let op = route.operation();
-    op.throttling_policy
+    route
+        .operation()
+        .throttling_policy
         .as_deref()
         .filter(|n| limited(n))
-        .map(|name| (QuotaLevel::Resource, name, keys::resource(api, op)))
+        .map(|name| (QuotaLevel::Resource, name))
+}
+
+/// Appends the key of an advanced policy's counter: `context:version` (API level) or
+/// `context/version/resource:METHOD`, then `#c<n>` when conditional group `n` applies.
+fn advanced_key(k: &mut String, route: &RouteMatch, level: QuotaLevel, group: Option<usize>) {
+    let api = &route.api.api;
+    if level == QuotaLevel::Api {
+        keys::write_api(k, api);
+    } else {
+        keys::write_resource(k, api, route.operation());
+    }
+    if let Some(g) = group {
+        let _ = write!(k, "#c{g}");
+    }
 }
 
 fn blocked(snap: &ArtifactSnapshot, ctx: &ThrottleContext<'_>, auth: &AuthContext) -> bool {

@@ -1,5 +1,8 @@
 //! Throttle keys (DESIGN §5): API `context:version`, resource `context/version/resource:METHOD`,
 //! subscription `appId:context:version`, application `appId:user`, and custom key templates.
+//!
+//! Each key has a `write_*` form that appends it to a buffer: the deciders build every key of a
+//! request into one per-thread buffer instead of allocating a string per key.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -10,15 +13,26 @@ use apim_core::model::{Api, Operation};
 /// `context:version`.
 pub fn api(api: &Api) -> String {
     let mut k = String::with_capacity(api.context.len() + api.version.len() + 1);
+    write_api(&mut k, api);
+    k
+}
+
+/// Appends `context:version`.
+pub fn write_api(k: &mut String, api: &Api) {
     k.push_str(&api.context);
     k.push(':');
     k.push_str(&api.version);
-    k
 }
 
 /// `context/version/resource:METHOD`.
 pub fn resource(api: &Api, op: &Operation) -> String {
     let mut k = String::with_capacity(api.context.len() + api.version.len() + op.target.len() + 10);
+    write_resource(&mut k, api, op);
+    k
+}
+
+/// Appends `context/version/resource:METHOD`.
+pub fn write_resource(k: &mut String, api: &Api, op: &Operation) {
     k.push_str(&api.context);
     k.push('/');
     k.push_str(&api.version);
@@ -28,13 +42,23 @@ pub fn resource(api: &Api, op: &Operation) -> String {
     k.push_str(&op.target);
     k.push(':');
     k.push_str(&op.verb);
-    k
 }
 
 /// `appId:context:version`. Anonymous callers (no application) are keyed by client IP, so
 /// one client cannot use up the `Unauthenticated` tier of everybody.
 pub fn subscription(auth: &AuthContext, client_ip: Option<IpAddr>, api: &Api) -> String {
     let mut k = String::with_capacity(64);
+    write_subscription(&mut k, auth, client_ip, api);
+    k
+}
+
+/// Appends `appId:context:version` (the client IP for anonymous callers).
+pub fn write_subscription(
+    k: &mut String,
+    auth: &AuthContext,
+    client_ip: Option<IpAddr>,
+    api: &Api,
+) {
     if auth.application_id.is_empty() {
         if let Some(ip) = client_ip {
             let _ = write!(k, "{ip}");
@@ -43,19 +67,21 @@ pub fn subscription(auth: &AuthContext, client_ip: Option<IpAddr>, api: &Api) ->
         k.push_str(&auth.application_id);
     }
     k.push(':');
-    k.push_str(&api.context);
-    k.push(':');
-    k.push_str(&api.version);
-    k
+    write_api(k, api);
 }
 
 /// `appId:user`.
 pub fn application(auth: &AuthContext) -> String {
     let mut k = String::with_capacity(auth.application_id.len() + auth.end_user.len() + 1);
+    write_application(&mut k, auth);
+    k
+}
+
+/// Appends `appId:user`.
+pub fn write_application(k: &mut String, auth: &AuthContext) {
     k.push_str(&auth.application_id);
     k.push(':');
     k.push_str(&auth.end_user);
-    k
 }
 
 /// `policyName|<template expanded>`; variables: `$userId`, `$apiContext`, `$apiVersion`,
@@ -68,6 +94,19 @@ pub fn custom(
     client_ip: Option<IpAddr>,
 ) -> String {
     let mut out = String::with_capacity(policy.len() + template.len() + 32);
+    write_custom(&mut out, policy, template, auth, api, client_ip);
+    out
+}
+
+/// Appends `policyName|<template expanded>`.
+pub fn write_custom(
+    out: &mut String,
+    policy: &str,
+    template: &str,
+    auth: &AuthContext,
+    api: Option<&Api>,
+    client_ip: Option<IpAddr>,
+) {
     out.push_str(policy);
     out.push('|');
     let mut rest = template;
@@ -92,7 +131,6 @@ pub fn custom(
         rest = &rest[end..];
     }
     out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
