@@ -9,7 +9,9 @@
 //! the flow's state is boxed once, and the listener polls the flow's future in place (decision
 //! 18 in docs/architecture.md, measured in docs/benchmarks.md).
 
+use std::future::{poll_fn, Future as _};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use apim_core::throttle::{content_length, Outcome, ThrottleContext, ThrottleDeci
 use apim_core::ApimError;
 use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Request, Response};
+use tokio::time::Sleep;
 use tower::Service;
 use tracing::Instrument as _;
 
@@ -92,10 +95,25 @@ impl Flow {
     /// rendered by `ApimError::to_response`.
     pub async fn handle(
         self: Arc<Self>,
-        mut req: Request<GatewayBody>,
+        req: Request<GatewayBody>,
         conn: Conn,
     ) -> Response<GatewayBody> {
+        let timer = std::pin::pin!(tokio::time::sleep(self.timeout));
+        self.handle_within(req, conn, timer).await
+    }
+
+    /// [`Flow::handle`], timed by `timer`: a connection's own, reused from request to
+    /// request (moving a registered timer to a later deadline is one atomic operation;
+    /// registering a new one takes the timer wheel's lock, and its removal again).
+    pub(crate) async fn handle_within(
+        self: Arc<Self>,
+        mut req: Request<GatewayBody>,
+        conn: Conn,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Response<GatewayBody> {
         let start = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        timer.as_mut().reset(deadline);
         let id = self.ids.assign(req.headers_mut());
         let span = tracing::debug_span!(
             "request",
@@ -106,14 +124,20 @@ impl Flow {
         );
         // one box for the flow (several KiB of state): what moves between here and the
         // connection's loop is then a pointer, not the whole future
-        let run = tokio::time::timeout(self.timeout, Box::pin(self.run(req, conn)));
+        let mut run = Box::pin(self.run(req, conn, deadline));
+        let mut timed = poll_fn(|cx| {
+            if let Poll::Ready(done) = run.as_mut().poll(cx) {
+                return Poll::Ready(Some(done));
+            }
+            timer.as_mut().poll(cx).map(|()| None)
+        });
         // a disabled span (the usual case: it is at debug level) is not entered per poll
         let outcome = if span.is_disabled() {
-            run.await
+            timed.await
         } else {
-            run.instrument(span.clone()).await
+            (&mut timed).instrument(span.clone()).await
         };
-        let (mut res, route) = outcome.unwrap_or_else(|_| {
+        let (mut res, route) = outcome.unwrap_or_else(|| {
             let e = ApimError::BackendTimeout(format!(
                 "request not answered within {:?}",
                 self.timeout
@@ -138,6 +162,7 @@ impl Flow {
         &self,
         req: Request<GatewayBody>,
         conn: Conn,
+        deadline: tokio::time::Instant,
     ) -> (Response<GatewayBody>, Option<RouteMatch>) {
         if let Err(e) = check_request(&req) {
             let mut res = e.to_response();
@@ -164,7 +189,7 @@ impl Flow {
                 req.uri().path().to_owned(),
             )
         });
-        let (mut res, auth) = self.admit_and_forward(req, &route, conn).await;
+        let (mut res, auth) = self.admit_and_forward(req, &route, conn, deadline).await;
         if let Some(o) = &origin {
             cors::decorate_response(res.headers_mut(), &route, o);
         }
@@ -191,6 +216,7 @@ impl Flow {
         req: Request<GatewayBody>,
         route: &RouteMatch,
         conn: Conn,
+        deadline: tokio::time::Instant,
     ) -> (Response<GatewayBody>, Option<Arc<AuthContext>>) {
         let client_ip = conn.peer.map(|p| p.ip());
         let meta = RequestMeta {
@@ -225,7 +251,7 @@ impl Flow {
         let uri = req.uri().clone();
         let res = match self
             .proxy
-            .forward(req, route, Some(&auth), conn.transport)
+            .forward(req, route, Some(&auth), conn.transport, Some(deadline))
             .await
         {
             Ok(res) => res,

@@ -641,6 +641,67 @@ async fn each_request_has_a_span_with_its_id_and_status() {
     assert_eq!(spans.lock().unwrap().len(), 2);
 }
 
+/// Sends `GET path` on `s` and reads one response (Content-Length framed): its status and how
+/// long it took.
+async fn exchange_on(s: &mut TcpStream, path: &str) -> (u16, Duration) {
+    let start = std::time::Instant::now();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap();
+            if buf.len() >= end + 4 + length {
+                return (status_of(&text), start.elapsed());
+            }
+        }
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed after {:?}: {text}",
+            start.elapsed()
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Each request on a kept-alive connection gets the whole request timeout (the native server
+/// reuses one timer per connection, moved to each request's deadline), also after the
+/// connection idled past the timeout, and the connection outlives the timer firing.
+#[tokio::test]
+async fn request_timeout_applies_per_request_on_a_kept_alive_connection() {
+    let b = backend().await;
+    let mut cfg = test_config();
+    cfg.gateway.request_timeout_ms = 1_000;
+    let gw = gateway(vec![api("pizza", "/pizza", http_ep(&b.url()))], cfg).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let in_time = |d: Duration| d >= Duration::from_millis(950) && d < Duration::from_millis(2_500);
+
+    assert_eq!(exchange_on(&mut s, "/pizza/1.0.0/fast").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // had the first request's deadline stayed, this would end after ~400 ms
+    let (status, took) = exchange_on(&mut s, "/pizza/1.0.0/slow").await;
+    assert_eq!(status, 504);
+    assert!(in_time(took), "timed out after {took:?}");
+
+    assert_eq!(exchange_on(&mut s, "/pizza/1.0.0/fast").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(exchange_on(&mut s, "/pizza/1.0.0/fast").await.0, 200);
+    let (status, took) = exchange_on(&mut s, "/pizza/1.0.0/slow").await;
+    assert_eq!(status, 504);
+    assert!(in_time(took), "timed out after {took:?}");
+    assert_eq!(b.hits(), 5);
+}
+
 /// A keep-alive HTTP/1.1 backend that counts the connections it accepts; with `close_after`
 /// set it closes each connection (without saying so) after that many responses, like a
 /// backend whose keep-alive timeout expired.
@@ -879,8 +940,17 @@ async fn worker_threads_serve_the_traffic_ports_and_drain_on_shutdown() {
         2,
         "two worker threads"
     );
+    // a worker is named when it starts and sets its policy right after: wait for both
+    let mut policies = thread_policies("apim-gateway-");
+    for _ in 0..100 {
+        if policies == [3, 3] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        policies = thread_policies("apim-gateway-");
+    }
     assert_eq!(
-        thread_policies("apim-gateway-"),
+        policies,
         [3, 3],
         "workers run under SCHED_BATCH (gateway.worker_scheduling default)"
     );

@@ -71,6 +71,9 @@ pub(crate) async fn serve<I, H, F>(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(1024);
     let mut spans = [[0; 4]; request_head::MAX_FIELDS];
+    // the request timeout's timer, one per connection: reset for each request
+    let timer = tokio::time::sleep(flow.timeout);
+    tokio::pin!(timer);
     loop {
         let head = loop {
             if !buf.is_empty() {
@@ -122,7 +125,10 @@ pub(crate) async fn serve<I, H, F>(
             }
         };
         let in_flight = InFlight::start(activity);
-        let res = flow.clone().handle(req, conn.clone()).await;
+        let res = flow
+            .clone()
+            .handle_within(req, conn.clone(), timer.as_mut())
+            .await;
         let close = client_close
             || res
                 .headers()

@@ -31,6 +31,7 @@ use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use tokio::time::Instant;
 use tower::Service;
 
 pub use backend_jwt::BackendJwt;
@@ -168,7 +169,7 @@ impl Service<Request<GatewayBody>> for Proxy {
             };
             let auth = ext.remove::<Arc<AuthContext>>();
             let transport = Transport::take_from(ext);
-            let res = forward(&shared, req, &route, auth.as_deref(), transport).await;
+            let res = forward(&shared, req, &route, auth.as_deref(), transport, None).await;
             Ok(match res {
                 Ok(mut res) => {
                     if let Some(auth) = auth {
@@ -186,15 +187,18 @@ impl Service<Request<GatewayBody>> for Proxy {
 impl Proxy {
     /// Forwards `req` (routed to `route`, by the caller `auth`, over `transport`) to the
     /// API's endpoint and streams the response back: what the service does, for a flow that
-    /// keeps the route and the caller at hand instead of in request extensions.
+    /// keeps the route and the caller at hand instead of in request extensions. `deadline`:
+    /// when the caller gives up on the request anyway (an endpoint timeout that would end
+    /// later needs no timer of its own).
     pub(crate) async fn forward(
         &self,
         req: Request<GatewayBody>,
         route: &RouteMatch,
         auth: Option<&AuthContext>,
         transport: Transport,
+        deadline: Option<Instant>,
     ) -> Result<Response<GatewayBody>, ApimError> {
-        forward(&self.shared, req, route, auth, transport).await
+        forward(&self.shared, req, route, auth, transport, deadline).await
     }
 }
 
@@ -221,6 +225,7 @@ async fn forward(
     route: &RouteMatch,
     auth: Option<&AuthContext>,
     transport: Transport,
+    deadline: Option<Instant>,
 ) -> Result<Response<GatewayBody>, ApimError> {
     let (mut parts, body) = req.into_parts();
     let api = &route.api.api;
@@ -312,7 +317,15 @@ async fn forward(
             upgrade,
             timeout,
         );
-        match tokio::time::timeout(timeout, shared.pool.send(target, out)).await {
+        let send = shared.pool.send(target, out);
+        let ends = Instant::now() + timeout;
+        let answer = if deadline.is_some_and(|d| d <= ends) {
+            // the caller's deadline comes first: one timer per request, not two
+            Ok(send.await)
+        } else {
+            tokio::time::timeout_at(ends, send).await
+        };
+        match answer {
             Err(_) => {
                 target.mark_failure();
                 shared.metrics.upstream_error(UpstreamError::Timeout);
