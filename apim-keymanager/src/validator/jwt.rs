@@ -10,7 +10,7 @@ use apim_core::time::now_secs;
 use apim_core::ApimError;
 use moka::sync::Cache;
 
-use super::{bearer, thread_answers, token_hash, AuthMemo};
+use super::{bearer, bearer_bytes, thread_answers, token_hash, AuthMemo};
 use crate::jwks::JwksSource;
 use crate::jwt::{check_claims, Claims, JwtError, Validation};
 
@@ -134,17 +134,17 @@ impl JwtValidator {
         token: &str,
         route: Option<&RouteMatch>,
     ) -> Option<Result<Arc<AuthContext>, ApimError>> {
-        if let Some(ctx) = self.remembered(token, route) {
+        if let Some(ctx) = self.remembered(token.as_bytes(), route) {
             return Some(Ok(ctx));
         }
         self.cached_answer(token, &token_hash(token), route)
     }
 
     /// The answer this thread remembers for `token` on `route` (see [`thread_answers`]).
-    fn remembered(&self, token: &str, route: Option<&RouteMatch>) -> Option<Arc<AuthContext>> {
+    fn remembered(&self, token: &[u8], route: Option<&RouteMatch>) -> Option<Arc<AuthContext>> {
         let api = Arc::as_ptr(&route?.api) as usize;
         let current = self.artifacts.snapshot_ptr();
-        thread_answers::get(self.owner, token.as_bytes(), api, current, now_secs())
+        thread_answers::get(self.owner, token, api, current, now_secs())
     }
 
     /// [`validate_cached`](Self::validate_cached) from the shared cache, for `token` whose hash
@@ -181,7 +181,7 @@ impl JwtValidator {
         token: &str,
         route: Option<&RouteMatch>,
     ) -> Result<Arc<AuthContext>, ApimError> {
-        if let Some(ctx) = self.remembered(token, route) {
+        if let Some(ctx) = self.remembered(token.as_bytes(), route) {
             return Ok(ctx);
         }
         let key = token_hash(token);
@@ -280,9 +280,14 @@ impl KeyValidator for JwtValidator {
     }
 
     fn validate_now(&self, req: &RequestMeta<'_>) -> Option<Result<Arc<AuthContext>, ApimError>> {
+        // a token this thread verified for this API is found by its bytes: the header needs
+        // no character check (a few hundred bytes of JWT) on that path
+        if let Some(ctx) = bearer_bytes(req.headers).and_then(|t| self.remembered(t, req.route)) {
+            return Some(Ok(ctx));
+        }
         match bearer(req.headers) {
             None => Some(Err(ApimError::MissingCredentials("no bearer token".into()))),
-            Some(token) => self.validate_cached(token, req.route),
+            Some(token) => self.cached_answer(token, &token_hash(token), req.route),
         }
     }
 }

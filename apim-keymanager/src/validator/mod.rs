@@ -45,6 +45,16 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     out
 }
 
+/// The bytes of the bearer token of `Authorization: Bearer ...`, if any, without the
+/// character check of [`bearer`]: for lookups of tokens verified before, which only a
+/// well-formed token can match (the same bytes [`bearer`] returns for a well-formed value).
+pub(crate) fn bearer_bytes(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(http::header::AUTHORIZATION)?.as_bytes();
+    let at = v.iter().position(|&b| b == b' ')?;
+    let tok = v[at + 1..].trim_ascii();
+    (v[..at].eq_ignore_ascii_case(b"bearer") && !tok.is_empty()).then_some(tok)
+}
+
 /// The bearer token of `Authorization: Bearer ...`, if any.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -159,5 +169,42 @@ impl AuthMemo {
         };
         check_scopes(&out, route)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_bytes(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn bearer_bytes_are_the_bearer_token_of_well_formed_values() {
+        for (value, token) in [
+            (&b"Bearer abc.def.ghi"[..], Some(&b"abc.def.ghi"[..])),
+            (b"bearer  abc \t", Some(b"abc")),
+            (b"BEARER a b", Some(b"a b")),
+            (b"Basic abc", None),
+            (b"Bearer", None),
+            (b"Bearer   ", None),
+            (b"Bearerabc", None),
+            (b" Bearer abc", None),
+        ] {
+            let h = with(value);
+            assert_eq!(bearer(&h).map(str::as_bytes), token, "{value:?}");
+            assert_eq!(bearer_bytes(&h), token, "{value:?}");
+        }
+        // not visible ASCII: no token to validate, and bytes no verified token can equal
+        let h = with(b"Bearer abc\xff");
+        assert_eq!(bearer(&h), None);
+        assert_eq!(bearer_bytes(&h), Some(&b"abc\xff"[..]));
+        assert!(bearer_bytes(&HeaderMap::new()).is_none());
     }
 }
