@@ -28,7 +28,7 @@ impl QuotaBackend for LocalQuotas {
         now: Nanos,
     ) -> Result<(), Duration> {
         self.levels[level as usize]
-            .with(key, |c| c.try_acquire(q, n, now))
+            .try_acquire_cached(key, q, n, now)
             .map(|_| ())
     }
 

@@ -16,8 +16,14 @@ use std::time::Duration;
 use crate::clock::Nanos;
 
 const COUNT_BITS: u32 = 40;
-const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+/// Largest count (one below all ones, so that no count packs to [`RETIRED`]).
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 2;
+/// The count bits of a packed state.
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 const TAG_MASK: u64 = (1 << 24) - 1;
+/// The state of a counter the sweep removed from its map: a holder of a handle to it
+/// (the per-thread handle cache of [`crate::keyed`]) must look the key up again.
+pub(crate) const RETIRED: u64 = u64::MAX;
 
 /// How a quota counts: requests (admit while `used + n ≤ limit`) or bytes (admit while
 /// `used < limit`, then count what the request carries: its size is known only afterwards).
@@ -93,7 +99,7 @@ pub(crate) fn pack(index: u64, count: u64) -> u64 {
 /// The count of a packed value if it belongs to window `index`, else 0.
 pub(crate) fn count_in(packed: u64, index: u64) -> u64 {
     if packed >> COUNT_BITS == index & TAG_MASK {
-        packed & COUNT_MAX
+        packed & COUNT_MASK
     } else {
         0
     }
@@ -116,22 +122,38 @@ pub struct WindowCounter {
 impl WindowCounter {
     /// Takes `n` if the quota admits it; otherwise says how long until the window ends.
     pub fn try_acquire(&self, q: &Quota, n: u64, now: Nanos) -> Result<u64, Duration> {
+        // a counter reached through its map is never retired: the sweep retires and removes
+        // under the map's write lock, the lookup holds its read lock
+        self.try_acquire_live(q, n, now).unwrap_or(Ok(0))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) on a counter held outside its map: `None` when the
+    /// sweep retired it (nothing was counted; look the key up again).
+    pub(crate) fn try_acquire_live(
+        &self,
+        q: &Quota,
+        n: u64,
+        now: Nanos,
+    ) -> Option<Result<u64, Duration>> {
         let index = q.index(now);
         if self.window.load(Ordering::Relaxed) != q.window {
             self.window.store(q.window, Ordering::Relaxed);
         }
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
+            if cur == RETIRED {
+                return None;
+            }
             let used = count_in(cur, index);
             if !q.admits(used, n) {
-                return Err(q.until_window_end(now));
+                return Some(Err(q.until_window_end(now)));
             }
             let next = pack(index, used.saturating_add(n));
             match self
                 .state
                 .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Ok(used + n),
+                Ok(_) => return Some(Ok(used + n)),
                 Err(actual) => cur = actual,
             }
         }
@@ -167,6 +189,19 @@ impl WindowCounter {
     pub fn is_idle(&self, now: Nanos) -> bool {
         let w = self.window.load(Ordering::Relaxed).max(1);
         count_in(self.state.load(Ordering::Acquire), now / w) == 0
+    }
+
+    /// Marks an idle counter retired, atomically with the check: a count that lands first
+    /// keeps it (`false`), and a handle that comes after finds it retired.
+    pub(crate) fn retire_if_idle(&self, now: Nanos) -> bool {
+        let w = self.window.load(Ordering::Relaxed).max(1);
+        let cur = self.state.load(Ordering::Acquire);
+        cur == RETIRED
+            || (count_in(cur, now / w) == 0
+                && self
+                    .state
+                    .compare_exchange(cur, RETIRED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok())
     }
 }
 
@@ -210,6 +245,23 @@ mod tests {
         assert_eq!(c.used(&q, 0), 950);
         assert!(!c.is_idle(0));
         assert!(c.is_idle(S));
+    }
+
+    #[test]
+    fn a_retired_counter_counts_nothing() {
+        let q = Quota::requests(10, Duration::from_secs(1));
+        let c = WindowCounter::default();
+        assert_eq!(c.try_acquire_live(&q, 1, 0), Some(Ok(1)));
+        assert!(
+            !c.retire_if_idle(500_000_000),
+            "counted in this window: kept"
+        );
+        assert_eq!(c.try_acquire_live(&q, 1, 500_000_000), Some(Ok(2)));
+        assert!(c.retire_if_idle(S), "window passed: retired");
+        assert_eq!(c.try_acquire_live(&q, 1, S), None);
+        assert!(c.retire_if_idle(S), "stays retired");
+        // the largest count never packs to the retired state
+        assert_ne!(pack(TAG_MASK, u64::MAX), RETIRED);
     }
 
     #[test]
