@@ -125,6 +125,9 @@ impl Flow {
         // one box for the flow (several KiB of state): what moves between here and the
         // connection's loop is then a pointer, not the whole future
         let mut run = Box::pin(self.run(req, conn, deadline));
+        // outside the task's budget, as in `tokio::time::timeout`: a flow that spends the
+        // whole budget on each poll (a body streaming in) must still see its deadline
+        let mut timer = std::pin::pin!(tokio::task::coop::unconstrained(timer));
         let mut timed = poll_fn(|cx| {
             if let Poll::Ready(done) = run.as_mut().poll(cx) {
                 return Poll::Ready(Some(done));
