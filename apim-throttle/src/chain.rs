@@ -348,7 +348,9 @@ impl<B: QuotaBackend> Chain<B> {
         if n == 0 {
             return;
         }
-        let now = self.clock.now();
+        // the clock is read only when a bandwidth quota applies (most requests have none)
+        let mut now = None;
+        let mut now = || *now.get_or_insert_with(|| self.clock.now());
         let snap = self.artifacts.snapshot_ref();
         let auth = ctx.auth.unwrap_or(&self.anonymous);
         let bw = |q: Option<Quota>| q.filter(|q| q.kind == QuotaKind::Bandwidth);
@@ -365,7 +367,7 @@ impl<B: QuotaBackend> Chain<B> {
                     if let Some(q) = bw(quota) {
                         let mut key = String::new();
                         advanced_key(&mut key, route, level, group);
-                        self.backend.add(level, &key, &q, n, now);
+                        self.backend.add(level, &key, &q, n, now());
                     }
                 }
             }
@@ -376,7 +378,8 @@ impl<B: QuotaBackend> Chain<B> {
             {
                 if let Some(q) = bw(Quota::of(&p.default_limit)) {
                     let key = keys::subscription(auth, ctx.client_ip, &route.api.api);
-                    self.backend.add(QuotaLevel::Subscription, &key, &q, n, now);
+                    self.backend
+                        .add(QuotaLevel::Subscription, &key, &q, n, now());
                 }
             }
         }
@@ -388,7 +391,7 @@ impl<B: QuotaBackend> Chain<B> {
                         &keys::application(auth),
                         &q,
                         n,
-                        now,
+                        now(),
                     );
                 }
             }
