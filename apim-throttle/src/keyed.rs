@@ -146,12 +146,14 @@ impl KeyedStates<WindowCounter> {
         n: u64,
         now: Nanos,
     ) -> Result<u64, Duration> {
+        // through the map, where no counter is retired (see `WindowCounter::try_acquire`)
+        let locked = |c: &WindowCounter| c.try_acquire(q, n, now);
         if key.len() > HANDLE_KEY_MAX {
-            return self.with(key, |c| c.try_acquire(q, n, now));
+            return self.with(key, locked);
         }
         HANDLES.with(|handles| {
             let Ok(mut handles) = handles.try_borrow_mut() else {
-                return self.with(key, |c| c.try_acquire(q, n, now));
+                return self.with(key, locked);
             };
             if handles.is_empty() {
                 handles.resize_with(HANDLE_SLOTS, || None);
@@ -163,7 +165,7 @@ impl KeyedStates<WindowCounter> {
                 }
             }
             // not held, or retired since: through the map, keeping a handle for next time
-            let (answer, counter) = self.with_arc(key, |c| (c.try_acquire(q, n, now), c.clone()));
+            let (answer, counter) = self.with_arc(key, |c| (locked(c), c.clone()));
             *slot = Some(Handle {
                 map: self.id,
                 key: key.into(),
