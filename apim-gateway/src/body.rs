@@ -14,6 +14,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
 use crate::proxy::backend_body::BackendBody;
+use crate::proxy::response_head::BackendFields;
 
 /// Boxed error of a body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,6 +82,18 @@ impl GatewayBody {
     pub fn limited(mut self, limit: u64) -> Self {
         self.limit = Some((limit, limit));
         self
+    }
+}
+
+impl GatewayBody {
+    /// The fields of a backend's response that the proxy left as they arrived (see
+    /// [`BackendFields`]): they are not in the response's header map, and a writer puts them
+    /// in front of the map's fields.
+    pub fn backend_fields(&self) -> Option<&BackendFields> {
+        match &self.kind {
+            Kind::Backend(b) => b.fields(),
+            _ => None,
+        }
     }
 }
 

@@ -99,17 +99,21 @@ impl Flow {
         conn: Conn,
     ) -> Response<GatewayBody> {
         let timer = std::pin::pin!(tokio::time::sleep(self.timeout));
-        self.handle_within(req, conn, timer).await
+        self.handle_within(req, conn, timer, false).await
     }
 
     /// [`Flow::handle`], timed by `timer`: a connection's own, reused from request to
     /// request (moving a registered timer to a later deadline is one atomic operation;
-    /// registering a new one takes the timer wheel's lock, and its removal again).
+    /// registering a new one takes the timer wheel's lock, and its removal again). With
+    /// `keep_fields` the caller writes the response to an HTTP/1.1 client and the backend's
+    /// fields may stay as they arrived ([`GatewayBody::backend_fields`]), not in the header
+    /// map.
     pub(crate) async fn handle_within(
         self: Arc<Self>,
         mut req: Request<GatewayBody>,
         conn: Conn,
         mut timer: Pin<&mut Sleep>,
+        keep_fields: bool,
     ) -> Response<GatewayBody> {
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -124,7 +128,7 @@ impl Flow {
         );
         // one box for the flow (several KiB of state): what moves between here and the
         // connection's loop is then a pointer, not the whole future
-        let mut run = Box::pin(self.run(req, conn, deadline));
+        let mut run = Box::pin(self.run(req, conn, deadline, keep_fields));
         // outside the task's budget, as in `tokio::time::timeout`: a flow that spends the
         // whole budget on each poll (a body streaming in) must still see its deadline
         let mut timer = std::pin::pin!(tokio::task::coop::unconstrained(timer));
@@ -166,6 +170,7 @@ impl Flow {
         req: Request<GatewayBody>,
         conn: Conn,
         deadline: tokio::time::Instant,
+        keep_fields: bool,
     ) -> (Response<GatewayBody>, Option<RouteMatch>) {
         if let Err(e) = check_request(&req) {
             let mut res = e.to_response();
@@ -192,7 +197,11 @@ impl Flow {
                 req.uri().path().to_owned(),
             )
         });
-        let (mut res, auth) = self.admit_and_forward(req, &route, conn, deadline).await;
+        // CORS reads and sets the response's fields: they must be in its header map then
+        let keep_fields = keep_fields && origin.is_none();
+        let (mut res, auth) = self
+            .admit_and_forward(req, &route, conn, deadline, keep_fields)
+            .await;
         if let Some(o) = &origin {
             cors::decorate_response(res.headers_mut(), &route, o);
         }
@@ -220,6 +229,7 @@ impl Flow {
         route: &RouteMatch,
         conn: Conn,
         deadline: tokio::time::Instant,
+        keep_fields: bool,
     ) -> (Response<GatewayBody>, Option<Arc<AuthContext>>) {
         let client_ip = conn.peer.map(|p| p.ip());
         let meta = RequestMeta {
@@ -254,7 +264,14 @@ impl Flow {
         let uri = req.uri().clone();
         let res = match self
             .proxy
-            .forward(req, route, Some(&auth), conn.transport, Some(deadline))
+            .forward(
+                req,
+                route,
+                Some(&auth),
+                conn.transport,
+                Some(deadline),
+                keep_fields,
+            )
             .await
         {
             Ok(res) => res,
@@ -274,7 +291,10 @@ impl Flow {
             &Outcome {
                 status: res.status().as_u16(),
                 request_bytes,
-                response_bytes: content_length(res.headers()),
+                response_bytes: match res.body().backend_fields() {
+                    Some(fields) => fields.content_length().unwrap_or(0),
+                    None => content_length(res.headers()),
+                },
             },
         );
         (res, Some(auth))

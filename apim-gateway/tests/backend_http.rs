@@ -1252,3 +1252,109 @@ async fn a_slowly_streamed_body_outlives_the_idle_timeout() {
     );
     assert!(r.complete);
 }
+
+// ---------------------------------------------------------------------------------------
+// the backend's fields as they arrived (native server) and as parsed (hyper)
+// ---------------------------------------------------------------------------------------
+
+/// What a client's answer says, in a form two servers can be compared in: the status line,
+/// the fields sorted with their names in lower case (`date` left out, request ids replaced),
+/// the decoded body and whether it ended properly.
+fn comparable(raw: &[u8], head_request: bool) -> (String, Vec<String>, Vec<u8>, bool) {
+    let r = parse(raw, head_request);
+    let mut lines = r.head.split("\r\n").filter(|l| !l.is_empty());
+    let status = lines.next().unwrap_or("").to_owned();
+    let mut fields: Vec<String> = lines
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let k = k.to_ascii_lowercase();
+            match k.as_str() {
+                "date" => None,
+                "x-request-id" => Some("x-request-id: ID".to_owned()),
+                _ => Some(format!("{k}:{v}")),
+            }
+        })
+        .collect();
+    fields.sort();
+    (status, fields, r.body, r.complete)
+}
+
+/// The native server writes a backend's fields as they arrived when nothing in the flow
+/// reads them; hyper's server gets them parsed into a header map. For every kind of answer —
+/// the usual ones, hop-by-hop fields between others, more runs of fields than are kept as
+/// they are, fields that `Connection` names, lengths given twice, unusual spacing and line
+/// ends, bodyless statuses, HEAD — a client sees the same status, fields (names aside from
+/// their case), body and framing from both.
+#[tokio::test]
+async fn backend_fields_reach_the_client_alike_as_they_arrived_or_parsed() {
+    let answers: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("nginx's answer", "GET", b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 11:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\n{\"ok\":true}".to_vec()),
+        ("no date", "GET", b"HTTP/1.1 201 Created\r\nLocation: /b/1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("hop-by-hop between others", "GET", b"HTTP/1.1 200 OK\r\nX-A: 1\r\nKeep-Alive: timeout=5\r\nX-B: 2\r\nProxy-Authenticate: Basic\r\nX-C: 3\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("five runs", "GET", b"HTTP/1.1 200 OK\r\nX-1: a\r\nTrailer: t\r\nX-2: b\r\nUpgrade: h2c\r\nX-3: c\r\nKeep-Alive: 5\r\nX-4: d\r\nProxy-Authenticate: B\r\nX-5: e\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("a name twice, apart", "GET", b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-B: 2\r\nSet-Cookie: c=3\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("chunked", "GET", b"HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\nX-B: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec()),
+        ("until close", "GET", b"HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\nuntil close".to_vec()),
+        ("length twice", "GET", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("length listed twice", "GET", b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok".to_vec()),
+        ("zero length", "GET", b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ("a field Connection names", "GET", b"HTTP/1.1 200 OK\r\nConnection: X-Private\r\nX-Private: secret\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("no space after the colon", "GET", b"HTTP/1.1 200 OK\r\nX-A:1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("spaces around the value", "GET", b"HTTP/1.1 200 OK\r\nX-A:   1  \r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("bare line feeds", "GET", b"HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nok".to_vec()),
+        ("an empty value", "GET", b"HTTP/1.1 200 OK\r\nX-Empty: \r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("bytes beyond ASCII", "GET", b"HTTP/1.1 200 OK\r\nX-A: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("HTTP/1.0", "GET", b"HTTP/1.0 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("204", "GET", b"HTTP/1.1 204 No Content\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ("304", "GET", b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 7\r\n\r\n".to_vec()),
+        ("404 from the backend", "GET", b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nnope".to_vec()),
+        ("HEAD", "HEAD", b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 7\r\n\r\n".to_vec()),
+    ];
+    let script = || {
+        answers
+            .iter()
+            .map(|(_, _, a)| {
+                let mut steps = vec![w(a)];
+                if a.ends_with(b"until close") {
+                    steps.push(Step::Close);
+                }
+                steps
+            })
+            .collect::<Vec<_>>()
+    };
+    let (b1, b2) = (scripted(script()).await, scripted(script()).await);
+    let native = gateway_for(&b1.url).await;
+    let mut a = api("b", "/b", http_ep(&b2.url));
+    a.operations
+        .push(serde_json::from_value(serde_json::json!({"verb": "HEAD", "target": "/*"})).unwrap());
+    let mut config = test_config();
+    config.gateway.http1_server = apim_core::config::Http1Server::Hyper;
+    let hyper = gateway(vec![a], config).await;
+    for (what, method, _) in &answers {
+        let head_request = *method == "HEAD";
+        let req = request(method, "/x", "", b"");
+        let n = send(native.addr, &req).await;
+        let h = send(hyper.addr, &req).await;
+        let (n, h) = (comparable(&n, head_request), comparable(&h, head_request));
+        assert_eq!(n, h, "{what}: native (left) and hyper (right) differ");
+        assert!(n.0.starts_with("HTTP/1.1 "), "{what}: {n:?}");
+        if !head_request && !what.starts_with("20") && !what.starts_with("30") {
+            assert!(n.3, "{what}: the body ended properly");
+        }
+    }
+    // the usual answer went out as it arrived: the backend's spelling of the names
+    let b3 = scripted(vec![vec![w(&answers[0].2)]]).await;
+    let native = gateway_for(&b3.url).await;
+    let raw = String::from_utf8_lossy(&send(native.addr, &request("GET", "/x", "", b"")).await)
+        .into_owned();
+    assert!(
+        raw.contains("\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 11:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 11\r\n"),
+        "{raw}"
+    );
+    assert!(!raw.to_ascii_lowercase().contains("keep-alive"), "{raw}");
+    assert_eq!(
+        raw.matches("ontent-").count(),
+        2,
+        "one Content-Type, one Content-Length: {raw}"
+    );
+}

@@ -127,7 +127,7 @@ pub(crate) async fn serve<I, H, F>(
         let in_flight = InFlight::start(activity);
         let res = flow
             .clone()
-            .handle_within(req, conn.clone(), timer.as_mut())
+            .handle_within(req, conn.clone(), timer.as_mut(), true)
             .await;
         let close = client_close
             || res

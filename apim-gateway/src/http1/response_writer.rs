@@ -33,8 +33,9 @@ pub(crate) enum Framing {
     Chunked,
 }
 
-/// Writes the head of a response with `parts` and `body` to `out`: every field as it is,
-/// except that `content-length` and `transfer-encoding` are left out where the status has no
+/// Writes the head of a response with `parts` and `body` to `out`: the backend's fields
+/// that `body` holds as they arrived ([`GatewayBody::backend_fields`]), then every field of
+/// the map as it is, except that `content-length` and `transfer-encoding` are left out where the status has no
 /// body, framing is added where the response names none, `date` where it has none, and
 /// `connection: close` when `close` and the response does not say so.
 pub(crate) fn encode_head(
@@ -61,6 +62,13 @@ pub(crate) fn encode_head(
     };
     let mut framing = None;
     let (mut date, mut says_close) = (false, false);
+    if let Some(fields) = body.backend_fields() {
+        // a backend's fields as they arrived (never hop-by-hop ones, never for a status
+        // without a body, never for HEAD): their `content-length` frames the body
+        fields.write_to(out);
+        date = fields.has_date();
+        framing = fields.content_length().map(Framing::Length);
+    }
     for (name, value) in &parts.headers {
         match *name {
             header::CONTENT_LENGTH if no_length || framing.is_some() => continue,

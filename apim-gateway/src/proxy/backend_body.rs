@@ -17,6 +17,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::client::BackendConn;
 use super::framing::{Chunked, Decoded, Framing};
+use super::response_head::BackendFields;
 use crate::endpoints::Target;
 
 /// Bytes read from a backend at a time (at least).
@@ -43,6 +44,9 @@ pub struct BackendBody {
     read_timeout: Duration,
     /// Armed when a read has to wait (a response that arrived whole never needs it).
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The response's fields, when they were left as they arrived (boxed: a body is moved
+    /// several times on its way to the client, and a pointer moves for less).
+    fields: Option<Box<BackendFields>>,
 }
 
 impl std::fmt::Debug for BackendBody {
@@ -75,11 +79,25 @@ impl BackendBody {
             home,
             read_timeout,
             deadline: None,
+            fields: None,
         };
         if matches!(body.reading, Reading::Length(0)) {
             body.finish();
         }
         body
+    }
+
+    /// The body of a response whose fields (those the client may see) are `fields`, as they
+    /// arrived, instead of in the response's header map.
+    pub(crate) fn with_fields(mut self, fields: Option<Box<BackendFields>>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// The response's fields, when the proxy left them as they arrived: they are not in the
+    /// response's header map then, and go to the client as they are.
+    pub fn fields(&self) -> Option<&BackendFields> {
+        self.fields.as_deref()
     }
 
     /// The body ended: the connection goes back (if reusable and nothing extra was sent).

@@ -32,9 +32,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::TcpStream;
 
 use super::backend_body::{BackendBody, READ_CHUNK};
-use super::framing::{self, invalid, Framing};
+use super::framing::{self, invalid};
 use super::headers::ToBackend;
-use super::response_head::{parse_response_head, MAX_HEAD};
+use super::response_head::{parse_head, ResponseHead, MAX_HEAD};
 
 use crate::body::{BoxError, GatewayBody};
 use crate::endpoints::Target;
@@ -198,6 +198,8 @@ pub(crate) struct Outbound {
     read_timeout: Duration,
     /// Idempotent and without a body: safe to send again.
     pub(crate) replayable: bool,
+    /// The response's fields may stay unparsed (see [`parse_head`]).
+    keep_fields: bool,
 }
 
 impl Outbound {
@@ -269,7 +271,16 @@ impl Outbound {
             upgrade,
             body_started: false,
             read_timeout,
+            keep_fields: false,
         }
+    }
+
+    /// Lets the response's fields stay as they arrived, when they can
+    /// ([`BackendFields`](super::response_head::BackendFields)): for a caller that writes them
+    /// to an HTTP/1.1 client as they are and reads none of them.
+    pub(crate) fn keep_fields(mut self, keep: bool) -> Self {
+        self.keep_fields = keep;
+        self
     }
 }
 
@@ -338,20 +349,30 @@ impl BackendConn {
         out: &mut Outbound,
         home: &Arc<Target>,
     ) -> Result<Answer, SendError> {
-        let (parts, framing, reusable) = match self.write_request(out).await {
+        let head = match self.write_request(out).await {
             Ok(()) => self.read_head(out).await?,
             // a backend may answer before it has read the whole body (413, 401) and close:
             // the write then fails, and the answer, if it came, is what the client gets
             Err(SendError::Io(e)) if out.body_started => match self.read_head(out).await {
-                Ok((parts, framing, _)) => (parts, framing, false),
+                Ok(head) => ResponseHead {
+                    reusable: false,
+                    ..head
+                },
                 Err(_) => return Err(SendError::Io(e)),
             },
             Err(e) => return Err(e),
         };
-        if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(Answer::Upgrade(parts, self));
+        if head.parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(Answer::Upgrade(head.parts, self));
         }
-        let body = BackendBody::new(self, framing, reusable, home.clone(), out.read_timeout);
+        let ResponseHead {
+            parts,
+            framing,
+            reusable,
+            fields,
+        } = head;
+        let body = BackendBody::new(self, framing, reusable, home.clone(), out.read_timeout)
+            .with_fields(fields);
         Ok(Answer::Response(parts, body))
     }
 
@@ -427,22 +448,21 @@ impl BackendConn {
     }
 
     /// Reads until a final response head has arrived (skipping interim 1xx ones).
-    async fn read_head(
-        &mut self,
-        out: &Outbound,
-    ) -> Result<(response::Parts, Framing, bool), SendError> {
+    async fn read_head(&mut self, out: &Outbound) -> Result<ResponseHead, SendError> {
         let mut received = false;
         loop {
             if !self.buf.is_empty() {
-                if let Some((parts, framing, reusable)) =
-                    parse_response_head(&mut self.buf, out.head_request, out.upgrade)?
-                {
-                    if parts.status.is_informational()
-                        && parts.status != StatusCode::SWITCHING_PROTOCOLS
-                    {
+                if let Some(head) = parse_head(
+                    &mut self.buf,
+                    out.head_request,
+                    out.upgrade,
+                    out.keep_fields,
+                )? {
+                    let status = head.parts.status;
+                    if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
                         continue; // 100 Continue, 103 Early Hints: the final answer follows
                     }
-                    return Ok((parts, framing, reusable));
+                    return Ok(head);
                 }
                 if self.buf.len() > MAX_HEAD {
                     return Err(invalid(format!(

@@ -169,7 +169,16 @@ impl Service<Request<GatewayBody>> for Proxy {
             };
             let auth = ext.remove::<Arc<AuthContext>>();
             let transport = Transport::take_from(ext);
-            let res = forward(&shared, req, &route, auth.as_deref(), transport, None).await;
+            let res = forward(
+                &shared,
+                req,
+                &route,
+                auth.as_deref(),
+                transport,
+                None,
+                false,
+            )
+            .await;
             Ok(match res {
                 Ok(mut res) => {
                     if let Some(auth) = auth {
@@ -189,7 +198,9 @@ impl Proxy {
     /// API's endpoint and streams the response back: what the service does, for a flow that
     /// keeps the route and the caller at hand instead of in request extensions. `deadline`:
     /// when the caller gives up on the request anyway (an endpoint timeout that would end
-    /// later needs no timer of its own).
+    /// later needs no timer of its own). `keep_fields`: the caller writes the response to an
+    /// HTTP/1.1 client and reads none of its fields, so they may stay as they arrived
+    /// ([`GatewayBody::backend_fields`]) instead of in the header map.
     pub(crate) async fn forward(
         &self,
         req: Request<GatewayBody>,
@@ -197,8 +208,18 @@ impl Proxy {
         auth: Option<&AuthContext>,
         transport: Transport,
         deadline: Option<Instant>,
+        keep_fields: bool,
     ) -> Result<Response<GatewayBody>, ApimError> {
-        forward(&self.shared, req, route, auth, transport, deadline).await
+        forward(
+            &self.shared,
+            req,
+            route,
+            auth,
+            transport,
+            deadline,
+            keep_fields,
+        )
+        .await
     }
 }
 
@@ -219,6 +240,7 @@ fn classify(e: &SendError) -> (ApimError, UpstreamError) {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
     req: Request<GatewayBody>,
@@ -226,6 +248,7 @@ async fn forward(
     auth: Option<&AuthContext>,
     transport: Transport,
     deadline: Option<Instant>,
+    keep_fields: bool,
 ) -> Result<Response<GatewayBody>, ApimError> {
     let (mut parts, body) = req.into_parts();
     let api = &route.api.api;
@@ -316,7 +339,8 @@ async fn forward(
             body,
             upgrade,
             timeout,
-        );
+        )
+        .keep_fields(keep_fields);
         let send = shared.pool.send(target, out);
         let ends = Instant::now() + timeout;
         let answer = if deadline.is_some_and(|d| d <= ends) {

@@ -1,11 +1,11 @@
-//! The head of a backend's response, parsed for the client: status, version, the fields the
+//! The head of a backend's response, parsed for the client: status, the fields the
 //! client may see (hop-by-hop ones left out, RFC 9110 §7.6.1), how the body is framed, and
 //! whether the connection may be reused after it. The header values share the read buffer's
 //! bytes; the parser's field array is not zeroed (3 KiB of `memset` per response otherwise).
 
 use std::io;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{header, response, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use super::framing::{self, invalid, Framing};
@@ -22,11 +22,100 @@ pub const MAX_HEADERS: usize = 100;
 /// keeps `Upgrade` and gets `Connection: upgrade`. On success the head is split off `buf`
 /// (the header values share its bytes). `Ok(None)`: incomplete, read more. An invalid head is
 /// an [`io::ErrorKind::InvalidData`] error saying what is wrong.
+#[allow(clippy::type_complexity)]
 pub fn parse_response_head(
     buf: &mut BytesMut,
     head_request: bool,
     upgrade: bool,
 ) -> io::Result<Option<(response::Parts, Framing, bool)>> {
+    Ok(parse_head(buf, head_request, upgrade, false)?.map(|h| (h.parts, h.framing, h.reusable)))
+}
+
+/// A backend's response head, parsed for the client.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status, version and the fields the client may see — except those in `fields`.
+    pub parts: response::Parts,
+    /// How the body is framed.
+    pub framing: Framing,
+    /// Whether the connection may carry another request after the body.
+    pub reusable: bool,
+    /// The fields the client may see, as they arrived, when they were not parsed into
+    /// `parts.headers` (see [`parse_head`]).
+    pub fields: Option<Box<BackendFields>>,
+}
+
+/// Most runs of consecutive fields a [`BackendFields`] holds (the fields left out for the
+/// client cut the head into runs; nginx's answers have one or two).
+const MAX_RUNS: usize = 4;
+
+/// The fields of a backend's response head that the client may see, kept as the bytes they
+/// arrived in: runs of whole `Name: value\r\n` lines of the head, without the hop-by-hop ones.
+/// Written out as they are, they spare parsing every name and value into a `HeaderMap` and
+/// encoding it again (the largest single cost of a proxied request before).
+#[derive(Debug, Clone)]
+pub struct BackendFields {
+    head: Bytes,
+    runs: [(u32, u32); MAX_RUNS],
+    count: u8,
+    date: bool,
+    length: Option<u64>,
+}
+
+impl BackendFields {
+    /// Appends the fields, each a `Name: value\r\n` line.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        for &(start, end) in &self.runs[..usize::from(self.count)] {
+            out.extend_from_slice(&self.head[start as usize..end as usize]);
+        }
+    }
+
+    /// Whether there is a `Date` field.
+    pub fn has_date(&self) -> bool {
+        self.date
+    }
+
+    /// The body's length as the `Content-Length` field gives it; `None` when there is none
+    /// (the body is chunked, or ends when the backend closes).
+    pub fn content_length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// The fields in a header map, in the order they arrived.
+    pub fn to_header_map(&self) -> io::Result<HeaderMap> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        let mut map = HeaderMap::new();
+        for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line
+                .iter()
+                .position(|b| *b == b':')
+                .ok_or_else(|| invalid("a field line without a colon"))?;
+            let name = HeaderName::from_bytes(&line[..colon])
+                .map_err(|_| invalid("invalid header name from the backend"))?;
+            let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii())
+                .map_err(|_| invalid("invalid header value from the backend"))?;
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+}
+
+/// [`parse_response_head`], with the choice to leave the fields unparsed. With
+/// `keep_fields`, a head whose fields the client gets unchanged — a status with a body, not
+/// for HEAD, framed by one plain `Content-Length` or by none (chunked or until close), no
+/// field that `Connection` names, every field line in its usual form `Name: value\r\n`, at
+/// most four runs of them — comes back with an empty `parts.headers` and the fields in
+/// [`ResponseHead::fields`]. Any other head is parsed as without `keep_fields`. (httparse
+/// accepts the same bytes in names and values as `HeaderName` and `HeaderValue` do, so the
+/// fields written out as they are are the ones the map would hold.)
+pub fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    upgrade: bool,
+    keep_fields: bool,
+) -> io::Result<Option<ResponseHead>> {
     // not zeroed: 3 KiB of memset per response otherwise
     let mut fields =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -80,6 +169,14 @@ pub fn parse_response_head(
     let mut connection_names = false;
     // `Content-Length` fields, and whether one lists several values
     let (mut lengths, mut length_list) = (0, false);
+    // the kept field lines as runs of the head's bytes, while they can be written as they are
+    let bodied = !head_request
+        && !status.is_informational()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED;
+    let mut raw = keep_fields && bodied;
+    let mut runs = [(0u32, 0u32); MAX_RUNS];
+    let (mut run_count, mut date) = (0usize, false);
     let count = res.headers.len();
     for (i, (span, h)) in spans.iter_mut().zip(res.headers.iter()).enumerate() {
         let name = h.name.as_bytes();
@@ -112,8 +209,54 @@ pub fn parse_response_head(
             value,
             value + h.value.len() as u32,
         ];
+        if raw && !hop {
+            let [ns, ne, vs, ve] = span.map(|o| o as usize);
+            // `Name: value\r\n` as it is: what a client is sent
+            let usual = vs == ne + 2
+                && buf.get(ne..vs) == Some(&b": "[..])
+                && buf.get(ve..ve + 2) == Some(&b"\r\n"[..]);
+            let (start, end) = (ns as u32, ve as u32 + 2);
+            if !usual {
+                raw = false;
+            } else if run_count > 0 && runs[run_count - 1].1 == start {
+                runs[run_count - 1].1 = end;
+            } else if run_count < MAX_RUNS {
+                runs[run_count] = (start, end);
+                run_count += 1;
+            } else {
+                raw = false;
+            }
+            date |= h.name.eq_ignore_ascii_case("date");
+        }
     }
+    let length = match framing {
+        Framing::Length(n) => Some(n),
+        Framing::Empty => Some(0),
+        Framing::Chunked | Framing::UntilClose => None,
+    };
+    // one plain length field (the client gets it as it is), or none at all
+    raw &=
+        !connection_names && !switching && !length_list && lengths == usize::from(length.is_some());
     let head = buf.split_to(len).freeze();
+    let reusable = !close && framing != Framing::UntilClose;
+    // the version stays the gateway's own, HTTP/1.1: an intermediary sends its own version,
+    // not the one it received (RFC 9110 §2.5); the backend's only decides about reuse above
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = status;
+    if raw {
+        return Ok(Some(ResponseHead {
+            parts,
+            framing,
+            reusable,
+            fields: Some(Box::new(BackendFields {
+                head,
+                runs,
+                count: run_count as u8,
+                date,
+                length,
+            })),
+        }));
+    }
     // room for what the flow adds (`x-request-id`, CORS fields) without regrowing
     let mut headers = HeaderMap::with_capacity(count + 3);
     for (i, &[ns, ne, vs, ve]) in spans[..count].iter().enumerate() {
@@ -150,12 +293,13 @@ pub fn parse_response_head(
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
     }
-    let mut parts = http::Response::new(()).into_parts().0;
-    parts.status = status;
-    parts.version = version;
     parts.headers = headers;
-    let reusable = !close && framing != Framing::UntilClose;
-    Ok(Some((parts, framing, reusable)))
+    Ok(Some(ResponseHead {
+        parts,
+        framing,
+        reusable,
+        fields: None,
+    }))
 }
 
 /// The usual spellings of common response fields, and the constants they name: matched as
@@ -305,7 +449,8 @@ mod tests {
     }
 
     /// Mutations of valid answers (bytes flipped, cut, repeated): never a panic; whatever
-    /// parses has its head split off and no more body than bytes.
+    /// parses has its head split off and no more body than bytes; parsed with the fields
+    /// kept as they arrived, the same answer, and the kept fields are the map's.
     #[test]
     fn arbitrary_answers_never_panic() {
         let seeds: [&[u8]; 4] = [
@@ -321,7 +466,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let (mut parsed, mut chunked_bodies) = (0, 0);
+        let (mut parsed, mut chunked_bodies, mut raw_heads) = (0, 0, 0);
         for i in 0..20_000 {
             let mut input = seeds[i % seeds.len()].to_vec();
             for _ in 0..(next() % 4) {
@@ -340,10 +485,38 @@ mod tests {
                 }
             }
             let flags = next();
+            let (head_request, upgrade) = (flags & 1 != 0, flags & 2 != 0);
+            // the fields kept as they arrived are the ones the header map gets otherwise
+            let mut kept = BytesMut::from(&input[..]);
+            let kept = parse_head(&mut kept, head_request, upgrade, true)
+                .map(|h| h.map(|h| (h.parts, h.framing, h.reusable, h.fields, kept.len())));
             let mut buf = BytesMut::from(&input[..]);
-            let Ok(Some((_, framing, _))) =
-                parse_response_head(&mut buf, flags & 1 != 0, flags & 2 != 0)
-            else {
+            let plain = parse_response_head(&mut buf, head_request, upgrade);
+            match (&kept, &plain) {
+                (Ok(Some((kp, kf, kr, fields, rest))), Ok(Some((p, f, r)))) => {
+                    assert_eq!((kp.status, kf, kr, *rest), (p.status, f, r, buf.len()));
+                    match fields {
+                        Some(fields) => {
+                            raw_heads += 1;
+                            assert!(kp.headers.is_empty());
+                            assert_eq!(fields.to_header_map().unwrap(), p.headers);
+                            assert_eq!(
+                                fields.content_length(),
+                                p.headers.get("content-length").map(|v| v
+                                    .to_str()
+                                    .unwrap()
+                                    .parse()
+                                    .unwrap())
+                            );
+                            assert_eq!(fields.has_date(), p.headers.contains_key("date"));
+                        }
+                        None => assert_eq!(kp.headers, p.headers),
+                    }
+                }
+                (Ok(None), Ok(None)) | (Err(_), Err(_)) => {}
+                _ => panic!("{kept:?} / {plain:?}"),
+            }
+            let Ok(Some((_, framing, _))) = plain else {
                 continue;
             };
             assert!(buf.len() < input.len());
@@ -360,8 +533,8 @@ mod tests {
             }
         }
         assert!(
-            parsed > 5_000 && chunked_bodies > 1_000,
-            "{parsed} {chunked_bodies}"
+            parsed > 5_000 && chunked_bodies > 1_000 && raw_heads > 1_000,
+            "{parsed} {chunked_bodies} {raw_heads}"
         );
     }
 }
