@@ -323,31 +323,35 @@ async fn forward(
 
     let mut last_err = None;
     for target in group.candidates() {
-        let body = match stream.take() {
-            Some(s) => s,
-            None if replayable => GatewayBody::from(buffered.clone()),
-            None => break,
-        };
         let timeout = target.timeout.unwrap_or(shared.settings.timeout);
-        let out = Outbound::new(
-            &parts.method,
-            target,
-            resource,
-            query,
-            &parts.headers,
-            &fields,
-            body,
-            upgrade,
-            timeout,
-        )
-        .keep_fields(keep_fields);
-        let send = shared.pool.send(target, out);
+        // made in a block of its own, and the sending future awaited where it is made: a
+        // future keeps every local in scope across an await, moved-from or not, and these
+        // would double its size (the sending future alone is over a kilobyte)
+        let out = {
+            let body = match stream.take() {
+                Some(s) => s,
+                None if replayable => GatewayBody::from(buffered.clone()),
+                None => break,
+            };
+            Outbound::new(
+                &parts.method,
+                target,
+                resource,
+                query,
+                &parts.headers,
+                &fields,
+                body,
+                upgrade,
+                timeout,
+            )
+            .keep_fields(keep_fields)
+        };
         let ends = Instant::now() + timeout;
         let answer = if deadline.is_some_and(|d| d <= ends) {
             // the caller's deadline comes first: one timer per request, not two
-            Ok(send.await)
+            Ok(shared.pool.send(target, out).await)
         } else {
-            tokio::time::timeout_at(ends, send).await
+            tokio::time::timeout_at(ends, shared.pool.send(target, out)).await
         };
         match answer {
             Err(_) => {
