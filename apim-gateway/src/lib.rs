@@ -48,6 +48,7 @@ mod alarm;
 pub mod body;
 pub mod cors;
 pub mod endpoints;
+mod field_name;
 pub mod flow;
 mod gateway;
 pub mod health;

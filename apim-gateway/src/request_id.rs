@@ -18,7 +18,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Makes request ids.
 #[derive(Debug)]
 pub struct RequestIds {
-    prefix: u64,
+    /// The random prefix in hex, as every id of this generator starts.
+    prefix: [u8; 16],
     counter: AtomicU64,
 }
 
@@ -28,8 +29,10 @@ impl RequestIds {
         let mut b = [0u8; 8];
         // a failing system RNG only makes ids less unique across processes
         let _ = SystemRandom::new().fill(&mut b);
+        let mut prefix = [0u8; 16];
+        hex(u64::from_le_bytes(b), &mut prefix);
         RequestIds {
-            prefix: u64::from_le_bytes(b),
+            prefix,
             counter: AtomicU64::new(0),
         }
     }
@@ -46,7 +49,7 @@ impl RequestIds {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         // `{prefix:016x}-{n:012x}`, written without the formatting machinery
         let mut id = [b'-'; 29];
-        hex(self.prefix, &mut id[..16]);
+        id[..16].copy_from_slice(&self.prefix);
         hex(n, &mut id[17..]);
         // hex and '-' are always a valid header value
         let v = HeaderValue::from_maybe_shared(id_bytes(&id))
@@ -111,7 +114,9 @@ mod tests {
         let b = ids.assign(&mut HeaderMap::new());
         assert_ne!(a, b);
         assert_eq!(b.len(), 29);
-        let expect = format!("{:016x}-{:012x}", ids.prefix, 1);
+        let prefix = std::str::from_utf8(&ids.prefix).unwrap();
+        assert!(prefix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        let expect = format!("{prefix}-{:012x}", 1);
         assert_eq!(b, expect.as_str());
     }
 
@@ -122,8 +127,9 @@ mod tests {
         let all: Vec<HeaderValue> = (0..3 * ID_CHUNK / 29)
             .map(|_| ids.assign(&mut HeaderMap::new()))
             .collect();
+        let prefix = std::str::from_utf8(&ids.prefix).unwrap();
         for (n, v) in all.iter().enumerate() {
-            assert_eq!(v, format!("{:016x}-{n:012x}", ids.prefix).as_str());
+            assert_eq!(v, format!("{prefix}-{n:012x}").as_str());
         }
     }
 }

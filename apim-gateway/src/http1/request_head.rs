@@ -11,9 +11,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 use crate::body::GatewayBody;
+use crate::field_name::field_name;
 use crate::proxy::headers::list_items;
 
 /// Most header fields of a head the native server serves (hyper allows 100; a head with more
@@ -180,7 +181,7 @@ impl Head {
         // room for what the flow adds (`x-request-id`, `x-forwarded-*`) without regrowing
         let mut headers = HeaderMap::with_capacity(self.count + 4);
         for &[ns, ne, vs, ve] in &spans[..self.count] {
-            let name = HeaderName::from_bytes(&bytes[usize::from(ns)..usize::from(ne)]).ok()?;
+            let name = field_name(&bytes[usize::from(ns)..usize::from(ne)]).ok()?;
             let value = HeaderValue::from_maybe_shared(slice(vs, ve)).ok()?;
             headers.append(name, value);
         }
