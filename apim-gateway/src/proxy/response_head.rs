@@ -37,7 +37,8 @@ pub fn parse_response_head(
 /// A backend's response head, parsed for the client.
 #[derive(Debug)]
 pub struct ResponseHead {
-    /// Status, version and the fields the client may see — except those in `fields`.
+    /// Status and the fields the client may see — except those in `fields` — at the
+    /// gateway's own version, HTTP/1.1.
     pub parts: response::Parts,
     /// How the body is framed.
     pub framing: Framing,
