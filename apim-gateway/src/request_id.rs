@@ -115,7 +115,9 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(b.len(), 29);
         let prefix = std::str::from_utf8(&ids.prefix).unwrap();
-        assert!(prefix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(prefix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         let expect = format!("{prefix}-{:012x}", 1);
         assert_eq!(b, expect.as_str());
     }

@@ -1304,6 +1304,7 @@ async fn backend_fields_reach_the_client_alike_as_they_arrived_or_parsed() {
         ("bare line feeds", "GET", b"HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nok".to_vec()),
         ("an empty value", "GET", b"HTTP/1.1 200 OK\r\nX-Empty: \r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
         ("bytes beyond ASCII", "GET", b"HTTP/1.1 200 OK\r\nX-A: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        ("the backend's own request id", "GET", b"HTTP/1.1 200 OK\r\nX-Request-ID: from-the-backend\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
         ("HTTP/1.0", "GET", b"HTTP/1.0 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok".to_vec()),
         ("204", "GET", b"HTTP/1.1 204 No Content\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n".to_vec()),
         ("304", "GET", b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 7\r\n\r\n".to_vec()),

@@ -109,8 +109,8 @@ impl BackendFields {
 /// [`parse_response_head`], with the choice to leave the fields unparsed. With
 /// `keep_fields`, a head whose fields the client gets unchanged — a status with a body, not
 /// for HEAD, framed by one plain `Content-Length` or by none (chunked or until close), no
-/// field that `Connection` names, every field line in its usual form `Name: value\r\n`, at
-/// most four runs of them — comes back with an empty `parts.headers` and the fields in
+/// field that `Connection` names, no `X-Request-ID` (the gateway replaces it), every field
+/// line in its usual form `Name: value\r\n`, at most four runs of them — comes back with an empty `parts.headers` and the fields in
 /// [`ResponseHead::fields`]. Any other head is parsed as without `keep_fields`. (httparse
 /// accepts the same bytes in names and values as `HeaderName` and `HeaderValue` do, so the
 /// fields written out as they are are the ones the map would hold.)
@@ -238,6 +238,9 @@ pub fn parse_head(
                 raw = false;
             }
             date |= h.name.eq_ignore_ascii_case("date");
+            // the flow sets its own `X-Request-ID` on every response, replacing the
+            // backend's: in a header map only
+            raw &= !h.name.eq_ignore_ascii_case("x-request-id");
         }
     }
     let length = match framing {
