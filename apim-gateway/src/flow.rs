@@ -99,7 +99,9 @@ impl Flow {
         conn: Conn,
     ) -> Response<GatewayBody> {
         let timer = std::pin::pin!(tokio::time::sleep(self.timeout));
-        self.handle_within(req, conn, timer, false).await
+        let (mut res, id) = self.handle_within(req, conn, timer, false).await;
+        res.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        res
     }
 
     /// [`Flow::handle`], timed by `timer`: a connection's own, reused from request to
@@ -107,14 +109,15 @@ impl Flow {
     /// registering a new one takes the timer wheel's lock, and its removal again). With
     /// `keep_fields` the caller writes the response to an HTTP/1.1 client and the backend's
     /// fields may stay as they arrived ([`GatewayBody::backend_fields`]), not in the header
-    /// map.
+    /// map. The request's id comes back beside the response: the caller sets it as the
+    /// response's `X-Request-ID` (in the map, or as the native writer writes the head).
     pub(crate) async fn handle_within(
         self: Arc<Self>,
         mut req: Request<GatewayBody>,
         conn: Conn,
         mut timer: Pin<&mut Sleep>,
         keep_fields: bool,
-    ) -> Response<GatewayBody> {
+    ) -> (Response<GatewayBody>, HeaderValue) {
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + self.timeout;
         timer.as_mut().reset(deadline);
@@ -144,7 +147,7 @@ impl Flow {
         } else {
             (&mut timed).instrument(span.clone()).await
         };
-        let (mut res, route) = outcome.unwrap_or_else(|| {
+        let (res, route) = outcome.unwrap_or_else(|| {
             let e = ApimError::BackendTimeout(format!(
                 "request not answered within {:?}",
                 self.timeout
@@ -160,8 +163,7 @@ impl Flow {
             (a.id.as_str(), a.context.as_str(), a.version.as_str())
         });
         self.metrics.request(api, status, start.elapsed());
-        res.headers_mut().insert(X_REQUEST_ID.clone(), id);
-        res
+        (res, id)
     }
 
     /// The flow up to the response head; with the route when the request was routed.

@@ -125,7 +125,7 @@ pub(crate) async fn serve<I, H, F>(
             }
         };
         let in_flight = InFlight::start(activity);
-        let res = flow
+        let (res, id) = flow
             .clone()
             .handle_within(req, conn.clone(), timer.as_mut(), true)
             .await;
@@ -136,7 +136,8 @@ pub(crate) async fn serve<I, H, F>(
                 .iter()
                 .any(response_writer::names_close)
             || stopping(&stop);
-        let written = response_writer::write(&mut io, res, head_request, close, &mut out).await;
+        let written =
+            response_writer::write(&mut io, res, Some(&id), head_request, close, &mut out).await;
         drop(in_flight);
         match written {
             Ok(true) if !close => {}

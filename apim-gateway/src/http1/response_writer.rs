@@ -18,6 +18,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::body::GatewayBody;
 use crate::proxy::headers::list_items;
+use crate::request_id::X_REQUEST_ID;
 
 /// Body data up to this size is copied behind the head (one write for both).
 const COALESCE: usize = 16 << 10;
@@ -35,12 +36,14 @@ pub(crate) enum Framing {
 
 /// Writes the head of a response with `parts` and `body` to `out`: the backend's fields
 /// that `body` holds as they arrived ([`GatewayBody::backend_fields`]), then every field of
-/// the map as it is, except that `content-length` and `transfer-encoding` are left out where the status has no
-/// body, framing is added where the response names none, `date` where it has none, and
+/// the map as it is, then `x-request-id: request_id` (replacing the map's, if any), except
+/// that `content-length` and `transfer-encoding` are left out where the status has no body,
+/// framing is added where the response names none, `date` where it has none, and
 /// `connection: close` when `close` and the response does not say so.
 pub(crate) fn encode_head(
     parts: &http::response::Parts,
     body: &GatewayBody,
+    request_id: Option<&HeaderValue>,
     head_request: bool,
     close: bool,
     out: &mut Vec<u8>,
@@ -92,9 +95,15 @@ pub(crate) fn encode_head(
             }
             header::DATE => date = true,
             header::CONNECTION => says_close |= names_close(value),
+            // the request's id replaces any other (as inserting it into the map would)
+            _ if request_id.is_some() && name == X_REQUEST_ID => continue,
             _ => {}
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(id) = request_id {
+        // where inserting it into the map would have put it: after the map's fields
+        field(out, X_REQUEST_ID.as_str().as_bytes(), id.as_bytes());
     }
     // where hyper puts them: its `connection: close` goes into the map, the implicit framing
     // after the map
@@ -189,13 +198,14 @@ thread_local! {
 pub(crate) async fn write<W: AsyncWrite + Unpin>(
     io: &mut W,
     res: Response<GatewayBody>,
+    request_id: Option<&HeaderValue>,
     head_request: bool,
     close: bool,
     out: &mut Vec<u8>,
 ) -> io::Result<bool> {
     let (parts, mut body) = res.into_parts();
     out.clear();
-    let framing = encode_head(&parts, &body, head_request, close, out);
+    let framing = encode_head(&parts, &body, request_id, head_request, close, out);
     let mut sent: u64 = 0;
     let mut whole = true;
     let mut terminated = false;
@@ -341,7 +351,7 @@ mod tests {
     async fn wire(res: Response<GatewayBody>, head_request: bool, close: bool) -> (String, bool) {
         let mut io = Vec::new();
         let mut out = Vec::new();
-        let reuse = write(&mut io, res, head_request, close, &mut out)
+        let reuse = write(&mut io, res, None, head_request, close, &mut out)
             .await
             .unwrap();
         assert!(out.is_empty());
@@ -362,6 +372,24 @@ mod tests {
             frames.push(Ok(Frame::trailers(t)));
         }
         GatewayBody::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn the_request_id_replaces_any_other_after_the_fields() {
+        let res = response(200, &[("x-request-id", "other"), ("x-a", "1")], "hi".into());
+        let (mut io, mut out) = (Vec::new(), Vec::new());
+        let id = HeaderValue::from_static("gw-1");
+        write(&mut io, res, Some(&id), false, true, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(io).unwrap();
+        assert_eq!(text.matches("x-request-id").count(), 1, "{text}");
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 200 OK\r\nx-a: 1\r\nx-request-id: gw-1\r\nconnection: close\r\n"
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]
