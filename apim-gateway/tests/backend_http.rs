@@ -1359,3 +1359,55 @@ async fn backend_fields_reach_the_client_alike_as_they_arrived_or_parsed() {
         "one Content-Type, one Content-Length: {raw}"
     );
 }
+
+/// A decider that admits everything and keeps the response byte counts it is told of.
+#[derive(Default)]
+struct CountingBytes(Mutex<Vec<u64>>);
+
+#[async_trait::async_trait]
+impl apim_core::throttle::ThrottleDecider for CountingBytes {
+    async fn decide(
+        &self,
+        _: &apim_core::throttle::ThrottleContext<'_>,
+    ) -> apim_core::throttle::Decision {
+        apim_core::throttle::Decision::Allow
+    }
+
+    fn record(
+        &self,
+        _: &apim_core::throttle::ThrottleContext<'_>,
+        outcome: &apim_core::throttle::Outcome,
+    ) {
+        self.0.lock().unwrap().push(outcome.response_bytes);
+    }
+}
+
+/// Bandwidth quotas count a response's bytes from its `Content-Length`: the same whether the
+/// backend's fields passed through as they arrived (the field keeps the backend's spelling)
+/// or were parsed into the map (a request with `Origin`: CORS reads the fields).
+#[tokio::test]
+async fn response_bytes_are_counted_alike_with_fields_passed_through_or_parsed() {
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    let b = scripted(vec![vec![w(ok)], vec![w(ok)], vec![w(chunked)]]).await;
+    let decider = Arc::new(CountingBytes::default());
+    let gw = serve(build_gateway_with(
+        vec![api("b", "/b", http_ep(&b.url))],
+        test_config(),
+        decider.clone(),
+    ))
+    .await;
+    let passed =
+        String::from_utf8_lossy(&send(gw.addr, &request("GET", "/x", "", b"")).await).into_owned();
+    assert!(passed.contains("\r\nContent-Length: 11\r\n"), "{passed}");
+    let parsed = send(
+        gw.addr,
+        &request("GET", "/x", "Origin: https://app.example.com\r\n", b""),
+    )
+    .await;
+    let parsed = String::from_utf8_lossy(&parsed).into_owned();
+    assert!(parsed.contains("\r\ncontent-length: 11\r\n"), "{parsed}");
+    let chunked = call(&gw, "GET", "/x").await;
+    assert_eq!(chunked.text(), "ok");
+    assert_eq!(*decider.0.lock().unwrap(), [11, 11, 0]);
+}

@@ -178,6 +178,15 @@ pub fn test_config() -> Config {
 
 /// A gateway serving `apis` with the test validator and decider (not listening yet).
 pub fn build_gateway(apis: Vec<Api>, config: Config) -> Arc<Gateway> {
+    build_gateway_with(apis, config, Arc::new(TestDecider))
+}
+
+/// A gateway serving `apis` with the test validator and `decider` (not listening yet).
+pub fn build_gateway_with(
+    apis: Vec<Api>,
+    config: Config,
+    decider: Arc<dyn ThrottleDecider>,
+) -> Arc<Gateway> {
     let artifacts = Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
     artifacts.load(GatewayData {
         deployments: apis.into_iter().map(deployment).collect(),
@@ -188,7 +197,7 @@ pub fn build_gateway(apis: Vec<Api>, config: Config) -> Arc<Gateway> {
             .config(config)
             .artifacts(artifacts)
             .validator(Arc::new(TestValidator))
-            .decider(Arc::new(TestDecider))
+            .decider(decider)
             .endpoint_suspension(Duration::from_secs(60))
             .build()
             .unwrap(),
@@ -229,7 +238,11 @@ pub async fn bind_gateway(apis: Vec<Api>, mut config: Config, data: &std::path::
 
 /// Starts a gateway on 127.0.0.1:0 serving `apis`.
 pub async fn gateway(apis: Vec<Api>, config: Config) -> Running {
-    let gw = build_gateway(apis, config);
+    serve(build_gateway(apis, config)).await
+}
+
+/// Starts `gw` on 127.0.0.1:0.
+pub async fn serve(gw: Arc<Gateway>) -> Running {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
