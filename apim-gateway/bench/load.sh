@@ -12,6 +12,10 @@
 #   BENCH_HTTP1=hyper bash apim-gateway/bench/load.sh     # hyper reads HTTP/1.1, not the native server
 #   GATEWAY_BIN=/path/to/bench_gateway bash ...           # a given build (A/B), no cargo
 #
+# Each row also gives the backend's CPU per request: the same backend costs 3x more per request
+# when its wake-ups do not batch, which is what moves the proxies' throughput most on a small
+# machine (docs/benchmarks.md, run 9).
+#
 # The bench gateway serves through Gateway::bind with gateway.worker_threads = one per core by
 # default (single-threaded runtimes, SO_REUSEPORT listeners, SCHED_BATCH as
 # gateway.worker_scheduling sets by default; see examples/bench_gateway.rs and
@@ -107,15 +111,17 @@ ticks() {
 HZ=$(getconf CLK_TCK)
 
 run() { # name url pids [header]: the pids are the server under test, for CPU per request
-  local out before after
+  local out before after backend_before backend_after
   before=$(ticks $3)
+  backend_before=$(ticks $BACKEND_PIDS)
   if [ $# -ge 4 ]; then
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$4" "$2")
   else
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
   fi
   after=$(ticks $3)
-  local rps p99 errs reqs cpu usr sys
+  backend_after=$(ticks $BACKEND_PIDS)
+  local rps p99 errs reqs cpu usr sys backend
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx/ {print $5}' <<<"$out")
@@ -126,8 +132,12 @@ run() { # name url pids [header]: the pids are the server under test, for CPU pe
   usr=$(per_req $((au - bu)))
   sys=$(per_req $((as - bs)))
   cpu=$(per_req $((au - bu + as - bs)))
-  printf '%-28s %12s req/s   p99 %-9s CPU/request %6s us (user %s, kernel %s)   non-2xx %s\n' "$1" "$rps" "$p99" "$cpu" "$usr" "$sys" "${errs:-0}"
-  echo "$1|$rps|$p99|$cpu|$usr|$sys" >>"$WORK/results"
+  # the backend's CPU per request: how well its wake-ups batch (see docs/benchmarks.md, run 9)
+  read -r bbu bbs <<<"$backend_before"
+  read -r bau bas <<<"$backend_after"
+  backend=$(per_req $((bau - bbu + bas - bbs)))
+  printf '%-28s %12s req/s   p99 %-9s CPU/request %6s us (user %s, kernel %s)   backend %s us   non-2xx %s\n' "$1" "$rps" "$p99" "$cpu" "$usr" "$sys" "$backend" "${errs:-0}"
+  echo "$1|$rps|$p99|$cpu|$usr|$sys|$backend" >>"$WORK/results"
 }
 
 BACKEND_PIDS=$(pgrep -P "$(cat "$WORK/backend/nginx.pid")" | xargs)
@@ -147,13 +157,13 @@ python3 - "$WORK/results" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, rps, p99, cpu, usr, sys_ = line.strip().split("|")
+    name, rps, p99, cpu, usr, sys_, backend = line.strip().split("|")
     ms = float(p99[:-2]) if p99.endswith("ms") else float(p99[:-1]) * 1000 if p99.endswith("s") and not p99.endswith("us") else float(p99[:-2]) / 1000
-    rows.setdefault(name, []).append((float(rps), ms, float(cpu), float(usr), float(sys_)))
+    rows.setdefault(name, []).append((float(rps), ms, float(cpu), float(usr), float(sys_), float(backend)))
 med = {}
 for name, v in rows.items():
     med[name] = [statistics.median(x) for x in zip(*v)]
-    print(f"{name:28s} {med[name][0]:12.0f} req/s   p99 {med[name][1]:7.2f} ms   CPU/request {med[name][2]:6.1f} us (user {med[name][3]:.1f}, kernel {med[name][4]:.1f})")
+    print(f"{name:28s} {med[name][0]:12.0f} req/s   p99 {med[name][1]:7.2f} ms   CPU/request {med[name][2]:6.1f} us (user {med[name][3]:.1f}, kernel {med[name][4]:.1f})   backend {med[name][5]:.1f} us")
 b, c = med.get("(b) nginx reverse proxy"), med.get("(c) apim gateway")
 if b and c:
     print(f"throughput (c)/(b): {c[0] / b[0]:.2f}x   p99 (c)-(b): {c[1] - b[1]:+.2f} ms   CPU per request (c)/(b): {c[2] / b[2]:.2f}x")
