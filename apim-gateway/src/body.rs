@@ -83,9 +83,7 @@ impl GatewayBody {
         self.limit = Some((limit, limit));
         self
     }
-}
 
-impl GatewayBody {
     /// The fields of a backend's response that the proxy left as they arrived (see
     /// [`BackendFields`]): they are not in the response's header map, and a writer puts them
     /// in front of the map's fields.

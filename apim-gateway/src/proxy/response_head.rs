@@ -25,7 +25,6 @@ const FEW_FIELDS: usize = 24;
 /// keeps `Upgrade` and gets `Connection: upgrade`. On success the head is split off `buf`
 /// (the header values share its bytes). `Ok(None)`: incomplete, read more. An invalid head is
 /// an [`io::ErrorKind::InvalidData`] error saying what is wrong.
-#[allow(clippy::type_complexity)]
 pub fn parse_response_head(
     buf: &mut BytesMut,
     head_request: bool,
