@@ -11,6 +11,7 @@
 #   BENCH_SCHED=normal bash apim-gateway/bench/load.sh    # workers without SCHED_BATCH
 #   BENCH_HTTP1=hyper bash apim-gateway/bench/load.sh     # hyper reads HTTP/1.1, not the native server
 #   GATEWAY_BIN=/path/to/bench_gateway bash ...           # a given build (A/B), no cargo
+#   BENCH_ADMIN=127.0.0.1:18290 bash ...                  # the gateway's /metrics there
 #
 # Each row also gives the backend's CPU per request: the same backend costs 3x more per request
 # when its wake-ups do not batch, which is what moves the proxies' throughput most on a small
@@ -84,7 +85,12 @@ CONF
 start_backend "$NGINX" "$WORK/backend" "$BACKEND_PORT" 2
 "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
 
-"$GATEWAY_BIN" "$GATEWAY_PORT" "http://127.0.0.1:$BACKEND_PORT" "$WORK/token" >"$WORK/gateway.log" 2>&1 &
+# in a session of its own, as the nginx instances are (they daemonize, which calls setsid):
+# with the kernel's autogroup scheduling (CONFIG_SCHED_AUTOGROUP, on by default) each session
+# is a scheduling group with an equal share of the CPUs, and a gateway left in this script's
+# session would share one group with wrk, where nginx has a group of its own. That difference
+# alone stalled the backend's workers for 10-60 ms at a time (docs/benchmarks.md, run 10).
+setsid "$GATEWAY_BIN" "$GATEWAY_PORT" "http://127.0.0.1:$BACKEND_PORT" "$WORK/token" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 GW_PID=$!
 for _ in $(seq 1 100); do

@@ -164,9 +164,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .enable_all()
             .build()?
     };
+    // BENCH_ADMIN=host:port serves /health and /metrics there (the gateway's own latency
+    // histogram, to set beside wrk's)
+    let admin = std::env::var("BENCH_ADMIN")
+        .ok()
+        .map(|a| a.parse::<std::net::SocketAddr>())
+        .transpose()?;
     let served: Result<(), ApimError> = rt.block_on(async move {
         let (addrs, serve) = gw
-            .bind(None, apim_gateway::listener::shutdown_signal())
+            .bind(admin, apim_gateway::listener::shutdown_signal())
             .await?;
         let layout = if multi {
             "one multi-threaded runtime".to_owned()
