@@ -9,7 +9,7 @@
 //! the flow's state is boxed once, and the listener polls the flow's future in place (decision
 //! 18 in docs/architecture.md, measured in docs/benchmarks.md).
 
-use std::future::{poll_fn, Future as _};
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -167,139 +167,147 @@ impl Flow {
     }
 
     /// The flow up to the response head; with the route when the request was routed.
-    async fn run(
+    ///
+    /// A function returning an `async move` block, as the two below: an `async fn` keeps each
+    /// argument twice in its future (the argument and the body's copy, rust-lang/rust#62958),
+    /// and the request is 384 bytes.
+    fn run(
         &self,
         req: Request<GatewayBody>,
         conn: Conn,
         deadline: tokio::time::Instant,
         keep_fields: bool,
-    ) -> (Response<GatewayBody>, Option<RouteMatch>) {
-        if let Err(e) = check_request(&req) {
-            let mut res = e.to_response();
-            // the connection's framing may be ambiguous: do not reuse it
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return (res, None);
-        }
-        let origin = req.headers().get(header::ORIGIN).cloned();
-        if let Some(o) = &origin {
-            if let Some(res) = cors::preflight(&*self.artifacts, &req, o) {
+    ) -> impl Future<Output = (Response<GatewayBody>, Option<RouteMatch>)> + '_ {
+        async move {
+            if let Err(e) = check_request(&req) {
+                let mut res = e.to_response();
+                // the connection's framing may be ambiguous: do not reuse it
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 return (res, None);
             }
-        }
-        let route = match route(&*self.artifacts, &req) {
-            Ok(r) => r,
-            Err(e) => return (e.to_response(), None),
-        };
-        let analytics = self.sink.as_ref().map(|sink| {
-            (
-                sink,
-                Instant::now(),
-                req.method().to_string(),
-                req.uri().path().to_owned(),
-            )
-        });
-        // CORS reads and sets the response's fields: they must be in its header map then
-        let keep_fields = keep_fields && origin.is_none();
-        let (mut res, auth) = self
-            .admit_and_forward(req, &route, conn, deadline, keep_fields)
-            .await;
-        if let Some(o) = &origin {
-            cors::decorate_response(res.headers_mut(), &route, o);
-        }
-        if let Some((sink, start, method, path)) = analytics {
-            let api = &route.api.api;
-            sink.emit(RequestRecord {
-                time: apim_core::time::now_ms(),
-                method,
-                path,
-                api_id: Some(api.id.clone()),
-                api_context: Some(api.context.clone()),
-                application_id: auth.map(|a| a.application_id.clone()),
-                status: res.status().as_u16(),
-                latency: start.elapsed(),
+            let origin = req.headers().get(header::ORIGIN).cloned();
+            if let Some(o) = &origin {
+                if let Some(res) = cors::preflight(&*self.artifacts, &req, o) {
+                    return (res, None);
+                }
+            }
+            let route = match route(&*self.artifacts, &req) {
+                Ok(r) => r,
+                Err(e) => return (e.to_response(), None),
+            };
+            let analytics = self.sink.as_ref().map(|sink| {
+                (
+                    sink,
+                    Instant::now(),
+                    req.method().to_string(),
+                    req.uri().path().to_owned(),
+                )
             });
+            // CORS reads and sets the response's fields: they must be in its header map then
+            let keep_fields = keep_fields && origin.is_none();
+            let (mut res, auth) = self
+                .admit_and_forward(req, &route, conn, deadline, keep_fields)
+                .await;
+            if let Some(o) = &origin {
+                cors::decorate_response(res.headers_mut(), &route, o);
+            }
+            if let Some((sink, start, method, path)) = analytics {
+                let api = &route.api.api;
+                sink.emit(RequestRecord {
+                    time: apim_core::time::now_ms(),
+                    method,
+                    path,
+                    api_id: Some(api.id.clone()),
+                    api_context: Some(api.context.clone()),
+                    application_id: auth.map(|a| a.application_id.clone()),
+                    status: res.status().as_u16(),
+                    latency: start.elapsed(),
+                });
+            }
+            (res, Some(route))
         }
-        (res, Some(route))
     }
 
     /// Authentication, throttling and the backend call of a routed request; with the caller
     /// when it was authenticated.
-    async fn admit_and_forward(
-        &self,
+    fn admit_and_forward<'a>(
+        &'a self,
         req: Request<GatewayBody>,
-        route: &RouteMatch,
+        route: &'a RouteMatch,
         conn: Conn,
         deadline: tokio::time::Instant,
         keep_fields: bool,
-    ) -> (Response<GatewayBody>, Option<Arc<AuthContext>>) {
-        let client_ip = conn.peer.map(|p| p.ip());
-        let meta = RequestMeta {
-            method: req.method(),
-            uri: req.uri(),
-            headers: req.headers(),
-            client_ip,
-            route: Some(route),
-        };
-        let auth = match authenticate(&*self.validator, &meta).await {
-            Ok(a) => a,
-            Err(e) => return (e.to_response(), None),
-        };
-        let request_bytes = content_length(req.headers());
-        let decision = apim_core::throttle::decide(
-            &*self.decider,
-            &ThrottleContext {
+    ) -> impl Future<Output = (Response<GatewayBody>, Option<Arc<AuthContext>>)> + 'a {
+        async move {
+            let client_ip = conn.peer.map(|p| p.ip());
+            let meta = RequestMeta {
                 method: req.method(),
                 uri: req.uri(),
                 headers: req.headers(),
                 client_ip,
                 route: Some(route),
-                auth: Some(&auth),
-                request_bytes,
-            },
-        )
-        .await;
-        if let Some(e) = decision.refusal() {
-            return (e.to_response(), Some(auth));
-        }
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        let res = match self
-            .proxy
-            .forward(
-                req,
-                route,
-                Some(&auth),
-                conn.transport,
-                Some(deadline),
-                keep_fields,
-            )
-            .await
-        {
-            Ok(res) => res,
-            Err(e) => e.to_response(),
-        };
-        let headers = http::HeaderMap::new();
-        self.decider.record(
-            &ThrottleContext {
-                method: &method,
-                uri: &uri,
-                headers: &headers,
-                client_ip,
-                route: Some(route),
-                auth: Some(&auth),
-                request_bytes,
-            },
-            &Outcome {
-                status: res.status().as_u16(),
-                request_bytes,
-                response_bytes: match res.body().backend_fields() {
-                    Some(fields) => fields.content_length().unwrap_or(0),
-                    None => content_length(res.headers()),
+            };
+            let auth = match authenticate(&*self.validator, &meta).await {
+                Ok(a) => a,
+                Err(e) => return (e.to_response(), None),
+            };
+            let request_bytes = content_length(req.headers());
+            let decision = apim_core::throttle::decide(
+                &*self.decider,
+                &ThrottleContext {
+                    method: req.method(),
+                    uri: req.uri(),
+                    headers: req.headers(),
+                    client_ip,
+                    route: Some(route),
+                    auth: Some(&auth),
+                    request_bytes,
                 },
-            },
-        );
-        (res, Some(auth))
+            )
+            .await;
+            if let Some(e) = decision.refusal() {
+                return (e.to_response(), Some(auth));
+            }
+            let method = req.method().clone();
+            let uri = req.uri().clone();
+            let res = match self
+                .proxy
+                .forward(
+                    req,
+                    route,
+                    Some(&auth),
+                    conn.transport,
+                    Some(deadline),
+                    keep_fields,
+                )
+                .await
+            {
+                Ok(res) => res,
+                Err(e) => e.to_response(),
+            };
+            let headers = http::HeaderMap::new();
+            self.decider.record(
+                &ThrottleContext {
+                    method: &method,
+                    uri: &uri,
+                    headers: &headers,
+                    client_ip,
+                    route: Some(route),
+                    auth: Some(&auth),
+                    request_bytes,
+                },
+                &Outcome {
+                    status: res.status().as_u16(),
+                    request_bytes,
+                    response_bytes: match res.body().backend_fields() {
+                        Some(fields) => fields.content_length().unwrap_or(0),
+                        None => content_length(res.headers()),
+                    },
+                },
+            );
+            (res, Some(auth))
+        }
     }
 }
 

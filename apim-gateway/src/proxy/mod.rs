@@ -18,6 +18,7 @@ pub mod response_head;
 mod upgrade;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -211,172 +212,179 @@ impl Proxy {
     /// later needs no timer of its own). `keep_fields`: the caller writes the response to an
     /// HTTP/1.1 client and reads none of its fields, so they may stay as they arrived
     /// ([`GatewayBody::backend_fields`]) instead of in the header map.
-    pub(crate) async fn forward(
-        &self,
+    // a function returning an `async move` block, not an `async fn`: an async fn's future
+    // keeps each argument twice (the argument and the body's copy of it, rust-lang/rust#62958),
+    // and the request alone is 384 bytes; here only its parts are kept, once
+    pub(crate) fn forward<'a>(
+        &'a self,
         req: Request<GatewayBody>,
-        route: &RouteMatch,
-        auth: Option<&AuthContext>,
+        route: &'a RouteMatch,
+        auth: Option<&'a AuthContext>,
         transport: Transport,
         deadline: Option<Instant>,
         keep_fields: bool,
-    ) -> Result<Response<GatewayBody>, ApimError> {
-        let shared = &*self.shared;
+    ) -> impl Future<Output = Result<Response<GatewayBody>, ApimError>> + 'a {
         let (mut parts, body) = req.into_parts();
-        let api = &route.api.api;
+        async move {
+            let shared = &*self.shared;
+            let api = &route.api.api;
 
-        let limit = match api.max_request_body_bytes {
-            0 => shared.settings.max_body_bytes,
-            n => n.min(shared.settings.max_body_bytes),
-        };
-        let declared = content_length(&parts.headers);
-        if declared.is_some_and(|n| n > limit) {
-            return Err(ApimError::PayloadTooLarge(format!(
-                "the request body exceeds {limit} bytes"
-            )));
-        }
-
-        let eps = shared.endpoints.get(&route.api);
-        let key_type = auth.map_or(KeyType::Production, |a| a.key_type);
-        let group = eps.group(key_type)?;
-
-        let upgrade = upgrade::is_upgrade(&parts.headers);
-        let tls = transport.tls;
-        let client_ip = transport.client_ip;
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
-        });
-        let jwt = match (&shared.jwt, auth) {
-            (Some(jwt), Some(auth)) => Some(jwt.sign(auth, api)?),
-            _ => None,
-        };
-        // what the backend gets instead of the client's head as it is, applied as it is written
-        let fields = headers::ToBackend::new(
-            &parts.headers,
-            client_ip,
-            if tls { "https" } else { "http" },
-            original_host,
-            upgrade,
-            jwt,
-        );
-        let mut client_upgrade = if upgrade {
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-        } else {
-            None
-        };
-
-        let resource = &parts.uri.path()[route.resource_start.min(parts.uri.path().len())..];
-        let query = parts.uri.query();
-
-        // a body we may replay on the next endpoint, or the stream for a single attempt
-        let replayable = group.len() > 1
-            && (body.is_end_stream() || declared.is_some_and(|n| n <= REPLAY_LIMIT));
-        let mut stream = None;
-        let mut buffered = Bytes::new();
-        if replayable && !body.is_end_stream() {
-            buffered = body
-                .limited(limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if is_body_too_large(e.as_ref()) {
-                        ApimError::PayloadTooLarge(format!(
-                            "the request body exceeds {limit} bytes"
-                        ))
-                    } else {
-                        ApimError::BadRequest("the request body could not be read".into())
-                    }
-                })?
-                .to_bytes();
-        } else if !replayable {
-            stream = Some(body.limited(limit));
-        }
-
-        let mut last_err = None;
-        for target in group.candidates() {
-            let timeout = target.timeout.unwrap_or(shared.settings.timeout);
-            // made in a block of its own, and the sending future awaited where it is made: a
-            // future keeps every local in scope across an await, moved-from or not, and these
-            // would double its size (the sending future alone is over a kilobyte)
-            let out = {
-                let body = match stream.take() {
-                    Some(s) => s,
-                    None if replayable => GatewayBody::from(buffered.clone()),
-                    None => break,
-                };
-                Outbound::new(
-                    &parts.method,
-                    target,
-                    resource,
-                    query,
-                    &parts.headers,
-                    &fields,
-                    body,
-                    upgrade,
-                    timeout,
-                )
-                .keep_fields(keep_fields)
+            let limit = match api.max_request_body_bytes {
+                0 => shared.settings.max_body_bytes,
+                n => n.min(shared.settings.max_body_bytes),
             };
-            let ends = Instant::now() + timeout;
-            let answer = if deadline.is_some_and(|d| d <= ends) {
-                // the caller's deadline comes first: one timer per request, not two
-                Ok(shared.pool.send(target, out).await)
+            let declared = content_length(&parts.headers);
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApimError::PayloadTooLarge(format!(
+                    "the request body exceeds {limit} bytes"
+                )));
+            }
+
+            let eps = shared.endpoints.get(&route.api);
+            let key_type = auth.map_or(KeyType::Production, |a| a.key_type);
+            let group = eps.group(key_type)?;
+
+            let upgrade = upgrade::is_upgrade(&parts.headers);
+            let tls = transport.tls;
+            let client_ip = transport.client_ip;
+            let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+            });
+            let jwt = match (&shared.jwt, auth) {
+                (Some(jwt), Some(auth)) => Some(jwt.sign(auth, api)?),
+                _ => None,
+            };
+            // what the backend gets instead of the client's head as it is, applied as it is written
+            let fields = headers::ToBackend::new(
+                &parts.headers,
+                client_ip,
+                if tls { "https" } else { "http" },
+                original_host,
+                upgrade,
+                jwt,
+            );
+            let mut client_upgrade = if upgrade {
+                parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
             } else {
-                tokio::time::timeout_at(ends, shared.pool.send(target, out)).await
+                None
             };
-            match answer {
-                Err(_) => {
-                    target.mark_failure();
-                    shared.metrics.upstream_error(UpstreamError::Timeout);
-                    return Err(ApimError::BackendTimeout(format!(
-                        "{} did not answer within {timeout:?}",
-                        target.url
-                    )));
-                }
-                Ok(Ok(Answer::Response(rp, body))) => {
-                    target.mark_success();
-                    return Ok(Response::from_parts(rp, GatewayBody::from(body)));
-                }
-                Ok(Ok(Answer::Upgrade(rp, conn))) => {
-                    target.mark_success();
-                    match client_upgrade.take() {
+
+            let resource = &parts.uri.path()[route.resource_start.min(parts.uri.path().len())..];
+            let query = parts.uri.query();
+
+            // a body we may replay on the next endpoint, or the stream for a single attempt
+            let replayable = group.len() > 1
+                && (body.is_end_stream() || declared.is_some_and(|n| n <= REPLAY_LIMIT));
+            let mut stream = None;
+            let mut buffered = Bytes::new();
+            if replayable && !body.is_end_stream() {
+                buffered = body
+                    .limited(limit)
+                    .collect()
+                    .await
+                    .map_err(|e| {
+                        if is_body_too_large(e.as_ref()) {
+                            ApimError::PayloadTooLarge(format!(
+                                "the request body exceeds {limit} bytes"
+                            ))
+                        } else {
+                            ApimError::BadRequest("the request body could not be read".into())
+                        }
+                    })?
+                    .to_bytes();
+            } else if !replayable {
+                stream = Some(body.limited(limit));
+            }
+
+            let mut last_err = None;
+            for target in group.candidates() {
+                let timeout = target.timeout.unwrap_or(shared.settings.timeout);
+                // made in a block of its own, and the sending future awaited where it is made: a
+                // future keeps every local in scope across an await, moved-from or not, and these
+                // would double its size (the sending future alone is over a kilobyte)
+                let out = {
+                    let body = match stream.take() {
+                        Some(s) => s,
+                        None if replayable => GatewayBody::from(buffered.clone()),
+                        None => break,
+                    };
+                    Outbound::new(
+                        &parts.method,
+                        target,
+                        resource,
+                        query,
+                        &parts.headers,
+                        &fields,
+                        body,
+                        upgrade,
+                        timeout,
+                    )
+                    .keep_fields(keep_fields)
+                };
+                let ends = Instant::now() + timeout;
+                let answer = if deadline.is_some_and(|d| d <= ends) {
+                    // the caller's deadline comes first: one timer per request, not two
+                    Ok(shared.pool.send(target, out).await)
+                } else {
+                    tokio::time::timeout_at(ends, shared.pool.send(target, out)).await
+                };
+                match answer {
+                    Err(_) => {
+                        target.mark_failure();
+                        shared.metrics.upstream_error(UpstreamError::Timeout);
+                        return Err(ApimError::BackendTimeout(format!(
+                            "{} did not answer within {timeout:?}",
+                            target.url
+                        )));
+                    }
+                    Ok(Ok(Answer::Response(rp, body))) => {
+                        target.mark_success();
+                        return Ok(Response::from_parts(rp, GatewayBody::from(body)));
+                    }
+                    Ok(Ok(Answer::Upgrade(rp, conn))) => {
+                        target.mark_success();
+                        match client_upgrade.take() {
                         Some(client) => upgrade::splice(client, conn),
                         None => return Err(ApimError::BackendUnavailable(
                             "the backend switched protocols for a request that cannot be upgraded"
                                 .into(),
                         )),
                     }
-                    return Ok(Response::from_parts(rp, GatewayBody::empty()));
-                }
-                Ok(Err(SendError::Body(e))) => {
-                    // the client's side: no fault of the endpoint
-                    return Err(if is_body_too_large(e.as_ref()) {
-                        ApimError::PayloadTooLarge(format!(
-                            "the request body exceeds {limit} bytes"
-                        ))
-                    } else {
-                        ApimError::BadRequest(format!("the request body could not be read: {e}"))
-                    });
-                }
-                Ok(Err(e)) => {
-                    let (err, kind) = classify(&e);
-                    shared.metrics.upstream_error(kind);
-                    if matches!(e, SendError::Connect(_)) {
-                        target.mark_failure();
-                        last_err = Some(err);
-                        continue;
+                        return Ok(Response::from_parts(rp, GatewayBody::empty()));
                     }
-                    return Err(err);
+                    Ok(Err(SendError::Body(e))) => {
+                        // the client's side: no fault of the endpoint
+                        return Err(if is_body_too_large(e.as_ref()) {
+                            ApimError::PayloadTooLarge(format!(
+                                "the request body exceeds {limit} bytes"
+                            ))
+                        } else {
+                            ApimError::BadRequest(format!(
+                                "the request body could not be read: {e}"
+                            ))
+                        });
+                    }
+                    Ok(Err(e)) => {
+                        let (err, kind) = classify(&e);
+                        shared.metrics.upstream_error(kind);
+                        if matches!(e, SendError::Connect(_)) {
+                            target.mark_failure();
+                            last_err = Some(err);
+                            continue;
+                        }
+                        return Err(err);
+                    }
                 }
             }
+            Err(last_err.unwrap_or_else(|| {
+                ApimError::BackendUnavailable(format!(
+                    "no available endpoint for {}:{} (all suspended)",
+                    api.context, api.version
+                ))
+            }))
         }
-        Err(last_err.unwrap_or_else(|| {
-            ApimError::BackendUnavailable(format!(
-                "no available endpoint for {}:{} (all suspended)",
-                api.context, api.version
-            ))
-        }))
     }
 }

@@ -13,6 +13,7 @@
 //! that moment — an idempotent request without a body is sent once more, byte for byte, on a
 //! new connection, as nginx's `proxy_next_upstream error` does; other requests fail with 503.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -140,30 +141,33 @@ impl BackendPool {
 
     /// Sends `out` to `target` on an idle connection or a new one, and reads the response
     /// head.
-    pub(crate) async fn send(
-        &self,
-        target: &Arc<Target>,
+    pub(crate) fn send<'a>(
+        &'a self,
+        target: &'a Arc<Target>,
         mut out: Outbound,
-    ) -> Result<Answer, SendError> {
-        while let Some(IdleConn { conn, since }) = target.idle.pop() {
-            if since.elapsed() > self.idle_timeout || !conn.looks_open() {
-                continue;
-            }
-            match conn.exchange(&mut out, target).await {
-                // a backend may close a connection idle for a while just as the request goes
-                // out; an idempotent request without a body is then sent again on a new one
-                Err(SendError::Io(e)) if out.replayable && client::closed_unanswered(&e) => {
-                    tracing::debug!(endpoint = %target.url, error = %e,
-                        "pooled connection closed before answering; sending again");
-                    break;
+    ) -> impl Future<Output = Result<Answer, SendError>> + 'a {
+        // an `async move` block: an async fn would keep `out` twice (see `Proxy::forward`)
+        async move {
+            while let Some(IdleConn { conn, since }) = target.idle.pop() {
+                if since.elapsed() > self.idle_timeout || !conn.looks_open() {
+                    continue;
                 }
-                answer => return answer,
+                match conn.exchange(&mut out, target).await {
+                    // a backend may close a connection idle for a while just as the request goes
+                    // out; an idempotent request without a body is then sent again on a new one
+                    Err(SendError::Io(e)) if out.replayable && client::closed_unanswered(&e) => {
+                        tracing::debug!(endpoint = %target.url, error = %e,
+                        "pooled connection closed before answering; sending again");
+                        break;
+                    }
+                    answer => return answer,
+                }
             }
+            // boxed: opening a connection (TCP, maybe TLS) is the rare path, and its large future
+            // would otherwise be part of every request's future, copied as it moves
+            let conn = Box::pin(self.connect(target)).await?;
+            conn.exchange(&mut out, target).await
         }
-        // boxed: opening a connection (TCP, maybe TLS) is the rare path, and its large future
-        // would otherwise be part of every request's future, copied as it moves
-        let conn = Box::pin(self.connect(target)).await?;
-        conn.exchange(&mut out, target).await
     }
 
     async fn connect(&self, target: &Target) -> Result<BackendConn, SendError> {
