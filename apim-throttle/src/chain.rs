@@ -18,12 +18,11 @@ use apim_core::auth::{AuthContext, CredentialKind};
 use apim_core::model::AdvancedPolicy;
 use apim_core::throttle::{Decision, Outcome, ThrottleContext};
 use apim_core::ThrottleLevel;
-use dashmap::DashMap;
 
 use crate::clock::{Clock, Nanos};
 use crate::conditions::{canonical, CompiledAdvanced, RequestFacts};
 use crate::gcra::{Gcra, GcraParams};
-use crate::keyed::{KeyedStates, SweepSchedule};
+use crate::keyed::{KeyMap, KeyedStates, SweepSchedule};
 use crate::keys;
 use crate::window::{Quota, QuotaKind};
 
@@ -137,7 +136,7 @@ pub(crate) struct Chain<B> {
     clock: Arc<dyn Clock>,
     pub(crate) backend: B,
     burst: KeyedStates<Gcra>,
-    compiled: DashMap<String, (Arc<AdvancedPolicy>, Option<Arc<CompiledAdvanced>>)>,
+    compiled: KeyMap<String, (Arc<AdvancedPolicy>, Option<Arc<CompiledAdvanced>>)>,
     warned: Mutex<HashSet<String>>,
     sweep: SweepSchedule,
     anonymous: AuthContext,
@@ -166,7 +165,7 @@ impl<B: QuotaBackend> Chain<B> {
             clock,
             backend,
             burst: KeyedStates::default(),
-            compiled: DashMap::new(),
+            compiled: KeyMap::default(),
             warned: Mutex::new(HashSet::new()),
             sweep: SweepSchedule::default(),
             anonymous: AuthContext::anonymous(),

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::chain::{Chain, QuotaBackend, QuotaLevel};
 use crate::clock::{Clock, Nanos, SystemClock};
+use crate::keyed::KeyMap;
 use crate::traffic_manager::wire::{CountEntry, CountReply, CountReport};
 use crate::window::{count_in, index_of, pack, Quota};
 
@@ -115,7 +116,7 @@ impl GlobalKey {
 }
 
 struct GlobalQuotas {
-    levels: [DashMap<Box<str>, Arc<GlobalKey>>; 5],
+    levels: [KeyMap<Box<str>, Arc<GlobalKey>>; 5],
     dirty: mpsc::UnboundedSender<Arc<GlobalKey>>,
     wake: Notify,
     connected: AtomicBool,

@@ -1,6 +1,8 @@
 //! The immutable view a gateway serves from, and how events change it.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -39,25 +41,30 @@ pub struct GatewayData {
     pub scopes: Vec<Scope>,
 }
 
+/// The snapshot's maps: keyed by ids and names the control plane sets (so no untrusted party
+/// chooses what is inserted), looked up on every request — foldhash, not the standard
+/// SipHash, as the router's maps (`router.rs`).
+type Map<V> = HashMap<String, V, RandomState>;
+
 /// The gateway's immutable view. Built by [`ArtifactSnapshot::from_data`], changed by
 /// [`ArtifactSnapshot::apply`] on a copy (maps of `Arc`s: copying is cheap).
 #[derive(Debug, Clone, Default)]
 pub struct ArtifactSnapshot {
     seq: Seq,
     labels: Arc<[String]>,
-    apis: HashMap<String, Arc<DeployedApi>>,
+    apis: Map<Arc<DeployedApi>>,
     router: Arc<ApiRouter>,
-    applications: HashMap<String, Arc<Application>>,
-    keys: HashMap<String, Arc<KeyMapping>>,
+    applications: Map<Arc<Application>>,
+    keys: Map<Arc<KeyMapping>>,
     /// application id → api id → subscription
-    subscriptions: HashMap<String, HashMap<String, Arc<Subscription>>>,
-    subscription_policies: HashMap<String, Arc<SubscriptionPolicy>>,
-    application_policies: HashMap<String, Arc<ApplicationPolicy>>,
-    advanced_policies: HashMap<String, Arc<AdvancedPolicy>>,
-    custom_policies: HashMap<String, Arc<CustomPolicy>>,
-    block_conditions: HashMap<String, (BlockCondition, Option<BlockTarget>)>,
-    revoked: HashMap<String, i64>,
-    scopes: HashMap<String, Arc<Scope>>,
+    subscriptions: Map<Map<Arc<Subscription>>>,
+    subscription_policies: Map<Arc<SubscriptionPolicy>>,
+    application_policies: Map<Arc<ApplicationPolicy>>,
+    advanced_policies: Map<Arc<AdvancedPolicy>>,
+    custom_policies: Map<Arc<CustomPolicy>>,
+    block_conditions: Map<(BlockCondition, Option<BlockTarget>)>,
+    revoked: Map<i64>,
+    scopes: Map<Arc<Scope>>,
 }
 
 impl ArtifactSnapshot {
