@@ -11,6 +11,7 @@
 #   BENCH_SCHED=normal bash apim-gateway/bench/load.sh    # workers without SCHED_BATCH
 #   BENCH_HTTP1=hyper bash apim-gateway/bench/load.sh     # hyper reads HTTP/1.1, not the native server
 #   GATEWAY_BIN=/path/to/bench_gateway bash ...           # a given build (A/B), no cargo
+#   PGO=1 bash apim-gateway/bench/load.sh                 # a profile-guided build (bench/pgo.sh)
 #   BENCH_ADMIN=127.0.0.1:18290 bash ...                  # the gateway's /metrics there
 #
 # Each row also gives the backend's CPU per request: the same backend costs 3x more per request
@@ -50,6 +51,10 @@ if ! need wrk || ! need nginx; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
+if [ -z "${GATEWAY_BIN:-}" ] && [ "${PGO:-0}" = 1 ]; then
+  echo "building the bench gateway (release, profile-guided: bench/pgo.sh)..."
+  GATEWAY_BIN=$(bash "$(dirname "$0")/pgo.sh" | tail -n1)
+fi
 if [ -z "${GATEWAY_BIN:-}" ]; then
   echo "building the bench gateway (release)..."
   (cd "$ROOT" && cargo build --release -q -p apim-gateway --example bench_gateway)
