@@ -64,8 +64,12 @@ wrk -t2 -c64 -d"${TRAIN}s" -H "Authorization: Bearer $(cat "$WORK/token")" "$URL
 kill -TERM "$GW"
 wait "$GW" || true # the profile is written as the process exits
 "$PROFDATA" merge -o "$PGO_DIR/merged.profdata" "$PGO_DIR/profiles"
+# named by its content: cargo does not look into the profile, only at RUSTFLAGS, so a new
+# profile under the old name would leave the crates built with the old one
+MERGED="$PGO_DIR/merged-$(sha256sum "$PGO_DIR/merged.profdata" | cut -c1-16).profdata"
+mv "$PGO_DIR/merged.profdata" "$MERGED"
 
 echo "optimised build..." >&2
-(cd "$ROOT" && RUSTFLAGS="-Cprofile-use=$PGO_DIR/merged.profdata" cargo build --release -q \
+(cd "$ROOT" && RUSTFLAGS="-Cprofile-use=$MERGED" cargo build --release -q \
   -p apim-gateway --example bench_gateway --target-dir "$PGO_DIR/target-use") >&2
 echo "$PGO_DIR/target-use/release/examples/bench_gateway"
