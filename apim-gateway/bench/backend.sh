@@ -1,4 +1,4 @@
-# Sourced by load.sh and instructions.sh: the benchmark backend, an nginx `return 200` on
+# Sourced by load.sh, instructions.sh and pgo.sh: the benchmark backend, an nginx `return 200` on
 # 127.0.0.1:<port>, with its config, pid file and logs under <dir>.
 #   start_backend <nginx binary> <dir> <port> <worker processes>
 start_backend() {
@@ -19,4 +19,14 @@ http {
 }
 CONF
   "$nginx" -p "$dir" -c "$dir/nginx.conf"
+}
+
+# The EXIT trap of a script that runs one backend in its work directory <dir>: kills the
+# processes listed in the PIDS array and that nginx, and removes <dir>.
+#   PIDS=(); trap 'clean_up "$WORK"' EXIT
+clean_up() {
+  local dir=$1 p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$dir/nginx.pid" ] && { kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true; }
+  rm -rf "$dir"
 }

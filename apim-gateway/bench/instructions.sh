@@ -20,12 +20,9 @@ GATEWAY_PORT=${GATEWAY_PORT:-18291}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/apim-instr.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && { kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; }
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=backend.sh
+. "$(dirname "$0")/backend.sh"
+trap 'clean_up "$WORK"' EXIT
 
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 if ! need wrk || ! need nginx || ! need valgrind; then
@@ -39,8 +36,6 @@ if [ -z "${GATEWAY_BIN:-}" ]; then
 fi
 BIN="${GATEWAY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_gateway}"
 
-# shellcheck source=backend.sh
-. "$(dirname "$0")/backend.sh"
 start_backend "$NGINX" "$WORK" "$BACKEND_PORT" 1
 
 BENCH_THREADS=1 valgrind --tool=callgrind --instr-atstart=no \

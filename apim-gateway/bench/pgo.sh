@@ -21,12 +21,9 @@ BACKEND_PORT=${BACKEND_PORT:-18080}
 GATEWAY_PORT=${GATEWAY_PORT:-18280}
 WORK=$(mktemp -d /tmp/apim-pgo-run.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && { kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; }
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=backend.sh
+. "$(dirname "$0")/backend.sh"
+trap 'clean_up "$WORK"' EXIT
 
 profdata() { find "$(rustc --print sysroot)" -name llvm-profdata -type f 2>/dev/null | head -n1; }
 if [ -z "$(profdata)" ]; then rustup component add llvm-tools >&2; fi
@@ -44,8 +41,6 @@ echo "instrumented build..." >&2
 (cd "$ROOT" && RUSTFLAGS="-Cprofile-generate=$PGO_DIR/profiles" cargo build --release -q \
   -p apim-gateway --example bench_gateway --target-dir "$PGO_DIR/target-generate") >&2
 
-# shellcheck source=backend.sh
-. "$(dirname "$0")/backend.sh"
 start_backend "$NGINX" "$WORK" "$BACKEND_PORT" 2
 "$PGO_DIR/target-generate/release/examples/bench_gateway" "$GATEWAY_PORT" \
   "http://127.0.0.1:$BACKEND_PORT" "$WORK/token" >"$WORK/gateway.log" 2>&1 &

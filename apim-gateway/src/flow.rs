@@ -170,9 +170,9 @@ impl Flow {
 
     /// The flow up to the response head; with the route when the request was routed.
     ///
-    /// A function returning an `async move` block, as the two below: an `async fn` keeps each
-    /// argument twice in its future (the argument and the body's copy, rust-lang/rust#62958),
-    /// and the request is 384 bytes.
+    /// A function returning an `async move` block, as `admit_and_forward` and
+    /// `Proxy::forward` are: an `async fn` keeps each argument twice in its future (the
+    /// argument and the body's copy, rust-lang/rust#62958), and the request is 384 bytes.
     fn run(
         &self,
         req: Request<GatewayBody>,
