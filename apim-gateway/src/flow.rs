@@ -173,6 +173,7 @@ impl Flow {
     /// A function returning an `async move` block, as `admit_and_forward` and
     /// `Proxy::forward` are: an `async fn` keeps each argument twice in its future (the
     /// argument and the body's copy, rust-lang/rust#62958), and the request is 384 bytes.
+    #[allow(clippy::manual_async_fn)] // an async fn keeps each argument twice (rust-lang/rust#62958)
     fn run(
         &self,
         req: Request<GatewayBody>,
@@ -233,6 +234,7 @@ impl Flow {
 
     /// Authentication, throttling and the backend call of a routed request; with the caller
     /// when it was authenticated.
+    #[allow(clippy::manual_async_fn)] // an async fn keeps each argument twice (rust-lang/rust#62958)
     fn admit_and_forward<'a>(
         &'a self,
         req: Request<GatewayBody>,

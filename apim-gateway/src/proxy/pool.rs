@@ -141,6 +141,7 @@ impl BackendPool {
 
     /// Sends `out` to `target` on an idle connection or a new one, and reads the response
     /// head.
+    #[allow(clippy::manual_async_fn)] // an async fn keeps each argument twice (rust-lang/rust#62958)
     pub(crate) fn send<'a>(
         &'a self,
         target: &'a Arc<Target>,
