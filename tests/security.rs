@@ -217,3 +217,66 @@ async fn api_key_revoke_is_bound_to_the_application_and_key_type() {
     assert_eq!(s, 200, "{body}");
     assert!(e.store.is_revoked(&jti(&key_a)).await.unwrap());
 }
+
+/// Issue 18 item 18 on the Key Manager: the consent form and DCR refuse cross-site posts; the
+/// client-authenticated token endpoint stays open to browser-based clients of other origins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_manager_refuses_cross_site_state_changes() {
+    let e = env().await;
+    let admin = Some(("admin", "admin-pass-123"));
+    let evil = [("origin", "https://evil.example"), ("host", "localhost:9763")];
+    let (s, body) = call(
+        &e.app,
+        "POST",
+        "/oauth2/register",
+        admin,
+        &[
+            ("content-type", "text/plain"),
+            ("origin", "https://evil.example"),
+        ],
+        Some(json!({"client_name": "csrf"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    let (s, body) = call(
+        &e.app,
+        "POST",
+        "/oauth2/register",
+        admin,
+        &evil,
+        Some(json!({"client_name": "csrf"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", "https://evil.example"),
+        ("host", "localhost:9763"),
+    ];
+    let (s, _) = call(&e.app, "POST", "/oauth2/authorize", None, &form, None).await;
+    assert_eq!(s, 403);
+    // the token endpoint answers as OAuth (here: unknown client), not with the guard's 403
+    let req = http::Request::post("/oauth2/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://spa.example")
+        .header("sec-fetch-site", "cross-site")
+        .header(
+            "authorization",
+            format!("Basic {}", STANDARD.encode("nobody:nothing")),
+        )
+        .body(Body::from("grant_type=client_credentials"))
+        .unwrap();
+    let res = e.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    // same origin and scripts without Origin still register clients
+    let (s, body) = call(
+        &e.app,
+        "POST",
+        "/oauth2/register",
+        admin,
+        &[("origin", "http://localhost:9763"), ("host", "localhost:9763")],
+        Some(json!({"client_name": "same-origin"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+}
