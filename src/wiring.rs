@@ -16,7 +16,10 @@ use apim_portal::{
 /// consent form) or `/oauth2/register` (DCR with a user's Basic credentials) is a 403. The
 /// client-authenticated `/oauth2/token`, `/oauth2/revoke` and `/oauth2/introspect` stay open to
 /// browser-based clients of other origins: no user credential is ambient there.
-pub fn key_manager_router(km: &KeyManager, allowed_origins: &[String]) -> apim_portal::axum::Router {
+pub fn key_manager_router(
+    km: &KeyManager,
+    allowed_origins: &[String],
+) -> apim_portal::axum::Router {
     apim_portal::extract::SameOriginGuard::new(allowed_origins)
         .exempt(&["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"])
         .apply(km.router())

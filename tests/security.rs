@@ -83,7 +83,10 @@ async fn call(
         .await
         .unwrap()
         .to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn jti(jwt: &str) -> String {
@@ -224,7 +227,10 @@ async fn api_key_revoke_is_bound_to_the_application_and_key_type() {
 async fn key_manager_refuses_cross_site_state_changes() {
     let e = env().await;
     let admin = Some(("admin", "admin-pass-123"));
-    let evil = [("origin", "https://evil.example"), ("host", "localhost:9763")];
+    let evil = [
+        ("origin", "https://evil.example"),
+        ("host", "localhost:9763"),
+    ];
     let (s, body) = call(
         &e.app,
         "POST",
@@ -274,7 +280,10 @@ async fn key_manager_refuses_cross_site_state_changes() {
         "POST",
         "/oauth2/register",
         admin,
-        &[("origin", "http://localhost:9763"), ("host", "localhost:9763")],
+        &[
+            ("origin", "http://localhost:9763"),
+            ("host", "localhost:9763"),
+        ],
         Some(json!({"client_name": "same-origin"})),
     )
     .await;

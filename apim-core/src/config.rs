@@ -892,6 +892,32 @@ mod tests {
     }
 
     #[test]
+    fn allowed_origins_must_be_origins() {
+        let ok = Config::from_toml_str(
+            "[server]\nallowed_origins = [\"https://portal.example.com\", \"http://127.0.0.1:3000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.server.allowed_origins.len(), 2);
+        assert!(Config::default().server.allowed_origins.is_empty());
+        for bad in [
+            "*",
+            "null",
+            "portal.example.com",
+            "https://portal.example.com/app",
+            "https://u@portal.example.com",
+            "ftp://portal.example.com",
+        ] {
+            assert_eq!(
+                field_of(Config::from_toml_str(&format!(
+                    "[server]\nallowed_origins = [\"https://ok.example\", \"{bad}\"]\n"
+                ))),
+                "server.allowed_origins[1]",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn internal_token_is_generated_once_and_shared() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config {

@@ -673,10 +673,7 @@ async fn subscription_blocks_migrate_onto_an_older_database() {
     let store = Store::connect_url(&url, None, 2).await.unwrap();
     let kept = store.get_subscription(&s.subscription_id).await.unwrap();
     assert_eq!(kept.status, SubscriptionStatus::Blocked);
-    store
-        .delete_subscription(&s.subscription_id)
-        .await
-        .unwrap();
+    store.delete_subscription(&s.subscription_id).await.unwrap();
     let again = store
         .create_subscription(&app.application_id, &a.id, "Gold")
         .await

@@ -101,9 +101,7 @@ fn is_yaml_media_type(mt: &str) -> bool {
 /// ones make a browser ask the server first).
 fn unsupported(expected: &str, got: &str) -> ApimError {
     let got = if got.is_empty() { "none" } else { got };
-    ApimError::UnsupportedMediaType(format!(
-        "expected Content-Type: {expected} (got {got})"
-    ))
+    ApimError::UnsupportedMediaType(format!("expected Content-Type: {expected} (got {got})"))
 }
 
 /// Checks the request's media type for a JSON body (a rejection names `application/json`).
@@ -264,7 +262,10 @@ impl SameOriginGuard {
     }
 
     /// Applies the guard to every route of `router`.
-    pub fn apply<S: Clone + Send + Sync + 'static>(self, router: axum::Router<S>) -> axum::Router<S> {
+    pub fn apply<S: Clone + Send + Sync + 'static>(
+        self,
+        router: axum::Router<S>,
+    ) -> axum::Router<S> {
         router.layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| {
                 let verdict = self.check(req.method(), req.uri(), req.headers());
@@ -421,6 +422,69 @@ mod tests {
             field(r#"{"name":"a","inner":{"url":"x"},"count":"x"}"#),
             "count"
         );
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            normalize_origin("HTTPS://Portal.Example.COM:443").as_deref(),
+            Some("https://portal.example.com")
+        );
+        assert_eq!(
+            normalize_origin("http://localhost:9763/").as_deref(),
+            Some("http://localhost:9763")
+        );
+        for bad in [
+            "null",
+            "",
+            "*",
+            "localhost",
+            "ftp://x",
+            "https://x/path",
+            "https://u@x",
+        ] {
+            assert_eq!(normalize_origin(bad), None, "{bad}");
+        }
+        let guard = SameOriginGuard::new(&["https://ui.example.org".to_owned()]);
+        let check = |origin: Option<&str>, host: &str, site: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::HOST, host.parse().unwrap());
+            if let Some(o) = origin {
+                h.insert(http::header::ORIGIN, o.parse().unwrap());
+            }
+            if let Some(s) = site {
+                h.insert("sec-fetch-site", s.parse().unwrap());
+            }
+            let uri: http::Uri = "/api/am/admin/v4/users".parse().unwrap();
+            guard.check(&http::Method::POST, &uri, &h).is_ok()
+        };
+        assert!(check(Some("http://localhost:9763"), "localhost:9763", None));
+        assert!(check(Some("https://example.com"), "example.com", None));
+        assert!(check(Some("https://example.com"), "Example.com:443", None));
+        assert!(check(Some("http://[::1]:9763"), "[::1]:9763", None));
+        assert!(check(
+            Some("https://ui.example.org"),
+            "api.example.com",
+            Some("cross-site")
+        ));
+        assert!(check(None, "localhost:9763", None));
+        assert!(check(None, "localhost:9763", Some("same-origin")));
+        assert!(!check(
+            Some("http://localhost:9763"),
+            "localhost:9443",
+            None
+        ));
+        assert!(!check(Some("https://localhost:9763"), "localhost", None));
+        assert!(!check(Some("http://evil.example"), "localhost:9763", None));
+        assert!(!check(Some("null"), "localhost:9763", None));
+        assert!(!check(None, "localhost:9763", Some("cross-site")));
+        let get: http::Uri = "/x".parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(guard.check(&http::Method::GET, &get, &h).is_ok());
+        let exempt = SameOriginGuard::new(&[]).exempt(&["/oauth2/token"]);
+        let token: http::Uri = "/oauth2/token".parse().unwrap();
+        assert!(exempt.check(&http::Method::POST, &token, &h).is_ok());
     }
 
     #[test]

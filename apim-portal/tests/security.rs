@@ -349,11 +349,21 @@ async fn raw(
         .unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn user_exists(app: &axum::Router, name: &str) -> bool {
-    let r = send(app, "GET", &format!("{ADM}/users/{name}"), Some(ADMIN), None).await;
+    let r = send(
+        app,
+        "GET",
+        &format!("{ADM}/users/{name}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     r.status == StatusCode::OK
 }
 
@@ -361,7 +371,9 @@ async fn user_exists(app: &axum::Router, name: &str) -> bool {
 async fn cross_site_and_non_json_bodies_are_refused() {
     let (store, _dir) = sqlite().await;
     let app = app(store.clone());
-    let user = |n: &str| json!({"username": n, "password": "password-123", "roles": ["admin"]}).to_string();
+    let user = |n: &str| {
+        json!({"username": n, "password": "password-123", "roles": ["admin"]}).to_string()
+    };
     let users = format!("{ADM}/users");
 
     // the reported attack: an HTML form (text/plain) from a foreign page creates an admin
@@ -369,7 +381,10 @@ async fn cross_site_and_non_json_bodies_are_refused() {
         &app,
         "POST",
         &users,
-        &[("content-type", "text/plain"), ("origin", "https://evil.example")],
+        &[
+            ("content-type", "text/plain"),
+            ("origin", "https://evil.example"),
+        ],
         &user("mallory"),
     )
     .await;
@@ -380,7 +395,10 @@ async fn cross_site_and_non_json_bodies_are_refused() {
         &app,
         "POST",
         &users,
-        &[("content-type", "application/json"), ("origin", "http://localhost:9764")],
+        &[
+            ("content-type", "application/json"),
+            ("origin", "http://localhost:9764"),
+        ],
         &user("mallory"),
     )
     .await;
@@ -398,7 +416,10 @@ async fn cross_site_and_non_json_bodies_are_refused() {
         &app,
         "POST",
         &users,
-        &[("content-type", "application/json"), ("sec-fetch-site", "cross-site")],
+        &[
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ],
         &user("mallory"),
     )
     .await;
@@ -423,8 +444,18 @@ async fn cross_site_and_non_json_bodies_are_refused() {
     )
     .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
-    assert!(b["description"].as_str().unwrap().contains("application/json"), "{b}");
-    for ct in ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""] {
+    assert!(
+        b["description"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"),
+        "{b}"
+    );
+    for ct in [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+    ] {
         let headers: Vec<(&str, &str)> = if ct.is_empty() {
             vec![]
         } else {
@@ -459,7 +490,11 @@ async fn cross_site_and_non_json_bodies_are_refused() {
         &app,
         "POST",
         &users,
-        &[("content-type", "application/json; charset=utf-8"), ("origin", "http://localhost:9763"), ("sec-fetch-site", "same-origin")],
+        &[
+            ("content-type", "application/json; charset=utf-8"),
+            ("origin", "http://localhost:9763"),
+            ("sec-fetch-site", "same-origin"),
+        ],
         &user("same-origin"),
     )
     .await;
@@ -477,7 +512,10 @@ async fn cross_site_and_non_json_bodies_are_refused() {
         &app,
         "GET",
         &users,
-        &[("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")],
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
         "",
     )
     .await;
@@ -501,7 +539,11 @@ async fn cross_site_and_non_json_bodies_are_refused() {
         &allowed,
         "POST",
         &users,
-        &[("content-type", "application/json"), ("origin", "https://portal.example.com"), ("sec-fetch-site", "cross-site")],
+        &[
+            ("content-type", "application/json"),
+            ("origin", "https://portal.example.com"),
+            ("sec-fetch-site", "cross-site"),
+        ],
         &user("allowed-origin"),
     )
     .await;
@@ -510,7 +552,10 @@ async fn cross_site_and_non_json_bodies_are_refused() {
         &allowed,
         "POST",
         &users,
-        &[("content-type", "application/json"), ("origin", "https://evil.example")],
+        &[
+            ("content-type", "application/json"),
+            ("origin", "https://evil.example"),
+        ],
         &user("mallory"),
     )
     .await;

@@ -455,7 +455,11 @@ async fn load_block(
     ))
 }
 
-async fn delete_block(tx: &mut Tx<'_>, application_id: &str, api_id: &str) -> Result<(), ApimError> {
+async fn delete_block(
+    tx: &mut Tx<'_>,
+    application_id: &str,
+    api_id: &str,
+) -> Result<(), ApimError> {
     sqlx::query("DELETE FROM subscription_blocks WHERE application_id = $1 AND api_id = $2")
         .bind(application_id)
         .bind(api_id)
