@@ -218,9 +218,10 @@ async fn blocked_stays_blocked(store: Store) {
     }
 }
 
-on_both_backends!(blocked_subscription_survives_delete_and_recreate, |s| {
-    blocked_stays_blocked(s)
-});
+on_both_backends!(
+    blocked_subscription_survives_delete_and_recreate,
+    blocked_stays_blocked
+);
 
 // ---- item 10 ---------------------------------------------------------------------------------
 
@@ -323,7 +324,7 @@ async fn no_shadowing(store: Store) {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
 
-on_both_backends!(context_shadowing_is_refused, |s| no_shadowing(s));
+on_both_backends!(context_shadowing_is_refused, no_shadowing);
 
 // ---- item 18 ---------------------------------------------------------------------------------
 
