@@ -28,6 +28,7 @@ async fn run(args: Args) -> Result<(), ApimError> {
     }
     let app = Portal::new(store)
         .with_self_signup(cfg.server.self_signup)
+        .with_allowed_origins(&cfg.server.allowed_origins)
         .devportal_router();
 
     let port = cfg.ports().control_plane_http;

@@ -40,7 +40,7 @@ async fn run(args: Args) -> Result<(), ApimError> {
     let ports = cfg.ports();
     let bound = apim::serve::bind_pair(
         &cfg,
-        km.router(),
+        apim::wiring::key_manager_router(&km, &cfg.server.allowed_origins),
         (ports.control_plane_http, "server.http_port"),
         (ports.control_plane_https, "server.https_port"),
     )

@@ -26,7 +26,9 @@ async fn run(args: Args) -> Result<(), ApimError> {
     if let Some(p) = &seed.generated_admin_password {
         println!("generated admin password (shown once): {p}");
     }
-    let portal = Portal::new(store).with_internal_token(internal_token_for(&cfg)?);
+    let portal = Portal::new(store)
+        .with_internal_token(internal_token_for(&cfg)?)
+        .with_allowed_origins(&cfg.server.allowed_origins);
     let app = portal
         .publisher_router()
         .merge(portal.admin_router())

@@ -114,8 +114,12 @@ impl AllInOne {
             .with_api_key_issuer(hooks.clone())
             .with_introspector(hooks)
             .with_internal_token(token.clone())
-            .with_self_signup(cfg.server.self_signup);
-        let control_plane = portal.router().merge(km.router());
+            .with_self_signup(cfg.server.self_signup)
+            .with_allowed_origins(&cfg.server.allowed_origins);
+        let control_plane = portal.router().merge(crate::wiring::key_manager_router(
+            &km,
+            &cfg.server.allowed_origins,
+        ));
         let tm = TrafficManager::new(token.clone(), Arc::new(bus.clone()));
 
         // gateway: snapshot from the store, then the bus from the snapshot's sequence

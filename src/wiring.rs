@@ -1,6 +1,8 @@
 //! Adapters that connect components which do not depend on each other: the Developer Portal's
-//! token, API-key and introspection hooks, implemented over the in-process Key Manager.
+//! token, API-key and introspection hooks, implemented over the in-process Key Manager, and the
+//! Key Manager's endpoints behind the portal's same-origin guard.
 
+use apim_core::model::KeyType;
 use apim_core::ApimError;
 use apim_keymanager::jwt::SubscribedApi;
 use apim_keymanager::KeyManager;
@@ -8,6 +10,20 @@ use apim_portal::{
     ApiKeyIssuer, ApiKeyRequest, IssuedApiKey, IssuedToken, Principal, TokenIntrospector,
     TokenIssuer,
 };
+
+/// The Key Manager's endpoints behind the portal's same-origin guard
+/// ([`apim_portal::extract::SameOriginGuard`]): a cross-site POST to `/oauth2/authorize` (the
+/// consent form) or `/oauth2/register` (DCR with a user's Basic credentials) is a 403. The
+/// client-authenticated `/oauth2/token`, `/oauth2/revoke` and `/oauth2/introspect` stay open to
+/// browser-based clients of other origins: no user credential is ambient there.
+pub fn key_manager_router(
+    km: &KeyManager,
+    allowed_origins: &[String],
+) -> apim_portal::axum::Router {
+    apim_portal::extract::SameOriginGuard::new(allowed_origins)
+        .exempt(&["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"])
+        .apply(km.router())
+}
 
 /// The in-process Key Manager as the portal's [`TokenIssuer`], [`ApiKeyIssuer`] and
 /// [`TokenIntrospector`].
@@ -65,14 +81,25 @@ impl ApiKeyIssuer for KeyManagerHooks {
         })
     }
 
-    async fn revoke_api_key(&self, _application_id: &str, apikey: &str) -> Result<(), ApimError> {
-        if self.0.revoke(apikey, None).await? {
+    async fn revoke_api_key(
+        &self,
+        application_id: &str,
+        key_type: KeyType,
+        apikey: &str,
+    ) -> Result<(), ApimError> {
+        if self
+            .0
+            .revoke_api_key(apikey, application_id, key_type)
+            .await?
+        {
             Ok(())
         } else {
-            Err(ApimError::validation(
-                "apikey",
-                "is not an API key issued by this Key Manager",
-            ))
+            // not a key of this application and key type: never revoke it (nor an access
+            // token) through this endpoint
+            Err(ApimError::NotFound(format!(
+                "{} API key of application {application_id}",
+                key_type.as_str()
+            )))
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
     pub tls_key: Option<PathBuf>,
+    /// Origins (`scheme://host[:port]`) besides the control plane's own from which browsers may
+    /// change state through the REST APIs; any other `Origin` gets 403 (default: none).
+    pub allowed_origins: Vec<String>,
 }
 
 /// Gateway settings.
@@ -254,6 +257,7 @@ impl Default for ServerConfig {
             self_signup: true,
             tls_cert: None,
             tls_key: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -516,6 +520,21 @@ impl Config {
                 return Err(ApimError::config(
                     "internal.token",
                     "must be at least 16 characters",
+                ));
+            }
+        }
+        for (i, o) in self.server.allowed_origins.iter().enumerate() {
+            let ok = o.parse::<http::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some_and(|h| !h.is_empty())
+                    && u.authority().is_some_and(|a| !a.as_str().contains('@'))
+                    && matches!(u.path(), "" | "/")
+                    && u.query().is_none()
+            });
+            if !ok {
+                return Err(ApimError::config(
+                    format!("server.allowed_origins[{i}]"),
+                    format!("'{o}' is not an origin (scheme://host[:port], e.g. https://portal.example.com)"),
                 ));
             }
         }
@@ -870,6 +889,32 @@ mod tests {
             field_of(Config::from_toml_str("[admin]\npassword = \"short\"\n")),
             "admin.password"
         );
+    }
+
+    #[test]
+    fn allowed_origins_must_be_origins() {
+        let ok = Config::from_toml_str(
+            "[server]\nallowed_origins = [\"https://portal.example.com\", \"http://127.0.0.1:3000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.server.allowed_origins.len(), 2);
+        assert!(Config::default().server.allowed_origins.is_empty());
+        for bad in [
+            "*",
+            "null",
+            "portal.example.com",
+            "https://portal.example.com/app",
+            "https://u@portal.example.com",
+            "ftp://portal.example.com",
+        ] {
+            assert_eq!(
+                field_of(Config::from_toml_str(&format!(
+                    "[server]\nallowed_origins = [\"https://ok.example\", \"{bad}\"]\n"
+                ))),
+                "server.allowed_origins[1]",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub enum ApimError {
     /// 413: body over the limit.
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
+    /// 415: the body's `Content-Type` is not the one the endpoint takes (names the expected type).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     /// Invalid configuration; used at start-up, names the field.
     #[error("invalid configuration: {field}: {message}")]
     Config {
@@ -188,6 +191,7 @@ impl ApimError {
             Validation { .. } | BadRequest(_) | Config { .. } => StatusCode::BAD_REQUEST,
             Conflict(_) => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -237,6 +241,7 @@ impl ApimError {
             NotFound(_) => "Not Found",
             Conflict(_) => "Conflict",
             PayloadTooLarge(_) => "Payload Too Large",
+            UnsupportedMediaType(_) => "Unsupported Media Type",
             Storage(_) | Internal(_) => "Internal Server Error",
         }
     }

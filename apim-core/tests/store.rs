@@ -636,3 +636,47 @@ async fn postgres_notify_wakes_other_processes() {
         t0.elapsed()
     );
 }
+
+/// Issue 18 item 4: a database written before migration 40 (no `subscription_blocks`) opens,
+/// keeps its data, and from then on a deleted BLOCKED subscription comes back BLOCKED.
+#[tokio::test]
+async fn subscription_blocks_migrate_onto_an_older_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("apim.db").display());
+    let store = Store::connect_url(&url, None, 2).await.unwrap();
+    seeded(&store).await;
+    let a = store
+        .create_api(api("/old", "1", &["Gold"]), "alice")
+        .await
+        .unwrap();
+    store
+        .change_lifecycle(&a.id, LifecycleAction::Publish, "alice")
+        .await
+        .unwrap();
+    let app: Application =
+        serde_json::from_value(serde_json::json!({"name": "App", "throttlingPolicy": "10PerMin"}))
+            .unwrap();
+    let app = store.create_application(app, "sam").await.unwrap();
+    let s = store
+        .create_subscription(&app.application_id, &a.id, "Gold")
+        .await
+        .unwrap();
+    store
+        .set_subscription_status(&s.subscription_id, SubscriptionStatus::Blocked)
+        .await
+        .unwrap();
+    // what the previous version left behind: no table, no record of migration 40
+    sqlx_exec(&store, "DROP TABLE subscription_blocks").await;
+    sqlx_exec(&store, "DELETE FROM _sqlx_migrations WHERE version = 40").await;
+    store.close().await;
+
+    let store = Store::connect_url(&url, None, 2).await.unwrap();
+    let kept = store.get_subscription(&s.subscription_id).await.unwrap();
+    assert_eq!(kept.status, SubscriptionStatus::Blocked);
+    store.delete_subscription(&s.subscription_id).await.unwrap();
+    let again = store
+        .create_subscription(&app.application_id, &a.id, "Gold")
+        .await
+        .unwrap();
+    assert_eq!(again.status, SubscriptionStatus::Blocked);
+}

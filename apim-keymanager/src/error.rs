@@ -103,6 +103,14 @@ impl OAuthError {
         }
     }
 
+    /// `invalid_request` with 415: the body is not of the media type the endpoint takes.
+    pub fn unsupported_media_type(expected: &str) -> Self {
+        OAuthError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ..Self::invalid_request(format!("Content-Type must be {expected}"))
+        }
+    }
+
     /// HTTP status of the response.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -266,6 +266,19 @@ pub(crate) async fn register(
     req: Request,
 ) -> Result<Response, OAuthError> {
     let registrar = km.registrar(req.headers()).await?;
+    // client metadata is JSON (RFC 7591 §3.1); refusing other types keeps a browser from sending
+    // it cross-site without asking first (text/plain and form bodies need no CORS preflight)
+    let mime = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/json" && !(mime.contains('/') && mime.ends_with("+json")) {
+        return Err(OAuthError::unsupported_media_type("application/json"));
+    }
     let body = axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES)
         .await
         .map_err(|_| OAuthError::too_large(MAX_FORM_BYTES))?;

@@ -3,6 +3,7 @@
 //! the outbox, so gateways drop the token. Unknown or foreign tokens get 200 too (§2.2).
 
 use apim_core::event::TokenRevocation;
+use apim_core::model::KeyType;
 use apim_core::ApimError;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -62,6 +63,45 @@ impl KeyManager {
             return Ok(false);
         };
         store.revoke_token(revocation).await?;
+        Ok(true)
+    }
+
+    /// Revokes an API key of one application and key type (Developer Portal
+    /// `api-keys/{keyType}/revoke`). Only a key this Key Manager signed, of `token_type: apiKey`,
+    /// issued to `application_id` for `key_type` is revoked; anything else (another
+    /// application's key, an access token, a forged or foreign JWT) is left alone and answers
+    /// `false`.
+    pub async fn revoke_api_key(
+        &self,
+        apikey: &str,
+        application_id: &str,
+        key_type: KeyType,
+    ) -> Result<bool, ApimError> {
+        if !looks_like_jwt(apikey) {
+            return Ok(false);
+        }
+        let Ok(claims) = self.key_ring().verifier().verify_signature(apikey) else {
+            return Ok(false);
+        };
+        let is_key_of_app = claims.token_type.as_deref() == Some("apiKey")
+            && claims
+                .application
+                .as_ref()
+                .is_some_and(|a| a.uuid == application_id)
+            && claims.keytype.as_deref() == Some(key_type.as_str())
+            && !claims.jti.is_empty();
+        if !is_key_of_app {
+            return Ok(false);
+        }
+        self.inner
+            .store
+            .revoke_token(TokenRevocation {
+                jti: claims.jti,
+                expiry_time: claims.exp,
+                token_type: "API_KEY".into(),
+                consumer_key: None,
+            })
+            .await?;
         Ok(true)
     }
 }

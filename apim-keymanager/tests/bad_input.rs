@@ -309,6 +309,42 @@ async fn registration_needs_credentials_and_valid_metadata() {
     );
 }
 
+/// Issue 18 item 18: client metadata must be sent as JSON; a `text/plain` (or form) body, which
+/// a web page can send cross-site without a preflight, registers nothing.
+#[tokio::test]
+async fn registration_needs_a_json_body() {
+    let (store, _d) = common::sqlite().await;
+    let mut settings = apim_keymanager::KeyManagerSettings::new("http://km.test");
+    settings.initial_access_token = Some("initial-token-for-tests".into());
+    let km = KeyManager::new(store, settings).await.unwrap();
+    for ct in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let mut b = Request::post("/oauth2/register")
+            .header("authorization", "Bearer initial-token-for-tests");
+        if !ct.is_empty() {
+            b = b.header("content-type", ct);
+        }
+        let req = b
+            .body(Body::from(r#"{"client_name":"csrf"}"#.to_owned()))
+            .unwrap();
+        let got = call(&km, req).await;
+        assert_error(got.clone(), 415, "invalid_request");
+        assert!(
+            got.2["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("application/json"),
+            "{:?}",
+            got.2
+        );
+    }
+    let req = Request::post("/oauth2/register")
+        .header("authorization", "Bearer initial-token-for-tests")
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Body::from(r#"{"client_name":"ok"}"#.to_owned()))
+        .unwrap();
+    assert_eq!(call(&km, req).await.0, StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn registration_metadata_errors() {
     let (store, _d) = common::sqlite().await;

@@ -83,6 +83,13 @@ impl std::fmt::Debug for IssuedApiKey {
 pub trait ApiKeyIssuer: Send + Sync + 'static {
     /// Issues a key.
     async fn issue_api_key(&self, request: ApiKeyRequest) -> Result<IssuedApiKey, ApimError>;
-    /// Revokes a key the caller's application owns (`application_id`).
-    async fn revoke_api_key(&self, application_id: &str, apikey: &str) -> Result<(), ApimError>;
+    /// Revokes `apikey` if, and only if, it is an API key issued to `application_id` for
+    /// `key_type`; anything else (another application's key, an access token) is a
+    /// [`ApimError::NotFound`] and stays valid.
+    async fn revoke_api_key(
+        &self,
+        application_id: &str,
+        key_type: KeyType,
+        apikey: &str,
+    ) -> Result<(), ApimError>;
 }

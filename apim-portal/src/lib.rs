@@ -12,7 +12,8 @@
 //!
 //! Each serves its OpenAPI document at `{base}/openapi.json`. Every error is an
 //! [`ApimError`](apim_core::ApimError), mapped to HTTP in its one place in apim-core; bad input
-//! is a 400 naming the field ([`extract`]).
+//! is a 400 naming the field ([`extract`]), a JSON body sent as another type a 415, and a
+//! state change from a foreign `Origin` a 403 ([`extract::SameOriginGuard`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), apim_core::ApimError> {
@@ -73,6 +74,7 @@ struct Inner {
     api_keys: Option<Arc<dyn ApiKeyIssuer>>,
     internal_token: Option<String>,
     self_signup: bool,
+    origin_guard: extract::SameOriginGuard,
 }
 
 impl std::fmt::Debug for Portal {
@@ -100,6 +102,7 @@ impl Portal {
                 api_keys: None,
                 internal_token: None,
                 self_signup: true,
+                origin_guard: extract::SameOriginGuard::new(&[]),
             }),
         }
     }
@@ -133,6 +136,17 @@ impl Portal {
     /// Turns Developer Portal self-signup on or off.
     pub fn with_self_signup(self, enabled: bool) -> Self {
         self.edit(|i| i.self_signup = enabled)
+    }
+
+    /// Origins besides the request's own from which browsers may change state
+    /// (`server.allowed_origins`; see [`extract::SameOriginGuard`]).
+    pub fn with_allowed_origins(self, origins: &[String]) -> Self {
+        self.edit(|i| i.origin_guard = extract::SameOriginGuard::new(origins))
+    }
+
+    /// The same-origin guard every router of this portal applies.
+    pub fn origin_guard(&self) -> &extract::SameOriginGuard {
+        &self.inner.origin_guard
     }
 
     /// The store.

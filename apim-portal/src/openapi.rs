@@ -79,7 +79,8 @@ impl Routes {
     }
 }
 
-/// Nests `routes` under `base`, adds `{base}/openapi.json`, the body limit and the state.
+/// Nests `routes` under `base`, adds `{base}/openapi.json`, the body limit, the state and the
+/// same-origin guard.
 pub(crate) fn mount(base: &str, routes: Routes, portal: &Portal) -> Router {
     let mut doc = routes.doc;
     doc.servers = Some(vec![utoipa::openapi::Server::new(base)]);
@@ -91,10 +92,11 @@ pub(crate) fn mount(base: &str, routes: Routes, portal: &Portal) -> Router {
             async move { axum::Json(doc.as_ref().clone()) }
         }),
     );
-    Router::new()
+    let router = Router::new()
         .nest(base, router)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(portal.clone())
+        .with_state(portal.clone());
+    portal.origin_guard().clone().apply(router)
 }
 
 #[cfg(test)]

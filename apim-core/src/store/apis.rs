@@ -97,6 +97,7 @@ impl Store {
                 api.context, api.version
             )));
         }
+        check_route_overlap(&mut tx, &api, None).await?;
         sqlx::query(
             "INSERT INTO apis (id, name, context, version, provider, status, body, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -168,12 +169,13 @@ impl Store {
                 "context and version cannot be changed; create a new version",
             ));
         }
-        api.id = cur.id;
-        api.provider = cur.provider;
+        api.id = cur.id.clone();
+        api.provider = cur.provider.clone();
         api.life_cycle_status = cur.life_cycle_status;
         api.created_time = cur.created_time;
         api.last_updated_time = now_ms();
         self.check_api_tiers(&mut tx, &api).await?;
+        check_route_overlap(&mut tx, &api, Some(&cur)).await?;
         save_api(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiUpdate(api_ref(&api)));
         tx.commit().await?;
@@ -377,6 +379,7 @@ impl Store {
         let mut api = load_revision_api(&mut tx, api_id, revision_id).await?;
         api.life_cycle_status = cur.life_cycle_status;
         api.last_updated_time = now_ms();
+        check_route_overlap(&mut tx, &api, Some(&cur)).await?;
         save_api(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiUpdate(api_ref(&api)));
         tx.commit().await?;
@@ -401,6 +404,9 @@ impl Store {
         let cur = load_api(&mut tx, api_id).await?;
         let mut api = load_revision_api(&mut tx, api_id, revision_id).await?;
         api.life_cycle_status = cur.life_cycle_status;
+        // the gateway routes by the deployed definition: an older revision may still be the
+        // default version
+        check_route_overlap(&mut tx, &api, Some(&cur)).await?;
         let now = now_ms();
         let mut labels = Vec::new();
         for (i, t) in targets.iter().enumerate() {
@@ -533,6 +539,81 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The path prefixes an API takes in the gateway's router ([`crate::artifacts::ApiRouter`]):
+/// `{context}/{version}`, and for the default version `{context}` itself (the router serves
+/// `{context}/**` without a version segment). Contexts are matched longest first, byte for byte.
+fn route_claims(api: &Api) -> Vec<String> {
+    let mut out = vec![format!("{}/{}", api.context, api.version)];
+    if api.is_default_version {
+        out.push(api.context.clone());
+    }
+    out
+}
+
+/// Whether path `a` is `b` or a segment-wise prefix of it (`/a/b` of `/a/b/c`, not of `/a/bc`).
+fn path_prefix(a: &str, b: &str) -> bool {
+    b.strip_prefix(a)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Refuses (409 naming `context`) an API whose routes would shadow, or be shadowed by, another
+/// API's: one's `context/version` (or, as default version, `context`) is a path prefix of the
+/// other's, e.g. `/orders` 1.0.0 and `/orders/1.0.0` version `open`, whose context the router,
+/// matching the longest context first, would pick for `/orders/1.0.0/open/**`. Versions of one
+/// API share a context (the router prefers the explicit version over the default); a context
+/// used by another provider's API is refused outright. On update only the routes the change adds
+/// are checked (`previous`), so APIs stored before this check keep working.
+async fn check_route_overlap(
+    tx: &mut Tx<'_>,
+    api: &Api,
+    previous: Option<&Api>,
+) -> Result<(), ApimError> {
+    let old = previous.map(route_claims).unwrap_or_default();
+    let new: Vec<String> = route_claims(api)
+        .into_iter()
+        .filter(|c| !old.contains(c))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    // candidates: the same context, contexts it is a prefix of, contexts that are its prefixes
+    // (LIKE may over-match on '_' and, on SQLite, on case; the exact test follows)
+    let rows = sqlx::query(
+        "SELECT provider, body FROM apis WHERE id <> $1 AND (context = $2 OR context LIKE $3 OR $2 LIKE (context || '/%'))",
+    )
+    .bind(&api.id)
+    .bind(&api.context)
+    .bind(format!("{}/%", api.context))
+    .fetch_all(tx.conn())
+    .await?;
+    for r in &rows {
+        let other: Api = from_row(r, "body")?;
+        let provider: String = r.try_get("provider")?;
+        if other.context == api.context {
+            if provider != api.provider && previous.is_none() {
+                return Err(ApimError::Conflict(format!(
+                    "context: '{}' is the context of another provider's API; choose another context",
+                    api.context
+                )));
+            }
+            // another version of the same API
+            continue;
+        }
+        for mine in &new {
+            for theirs in route_claims(&other) {
+                if path_prefix(mine, &theirs) || path_prefix(&theirs, mine) {
+                    return Err(ApimError::Conflict(format!(
+                        "context: the gateway path '{mine}' of this API overlaps the path '{theirs}' of another API (API {} {}); \
+                         one would capture the other's requests",
+                        other.context, other.version
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn matches_query(api: &Api, query: Option<&str>) -> bool {

@@ -313,20 +313,26 @@ impl Store {
                 "application {application_id} is already subscribed to API {api_id}"
             )));
         }
+        // a block the publisher set on an earlier subscription of this pair comes back with it
+        let block = load_block(&mut tx, application_id, api_id).await?;
         let sub = Subscription {
             subscription_id: new_id(),
             application_id: application_id.to_owned(),
             api_id: api_id.to_owned(),
             throttling_policy: tier.to_owned(),
             requested_throttling_policy: None,
-            status: if api.subscription_approval_required {
-                SubscriptionStatus::OnHold
-            } else {
-                SubscriptionStatus::Unblocked
+            status: match block {
+                Some(blocked) => blocked,
+                None if api.subscription_approval_required => SubscriptionStatus::OnHold,
+                None => SubscriptionStatus::Unblocked,
             },
             created_time: now_ms(),
         };
         insert_subscription(&mut tx, &sub).await?;
+        if block.is_some() {
+            // the subscription row carries the block again
+            delete_block(&mut tx, application_id, api_id).await?;
+        }
         tx.emit(EventPayload::SubscriptionsCreate(SubscriptionChange {
             subscription: sub.clone(),
             api_context: api.context,
@@ -387,7 +393,9 @@ impl Store {
         Ok(sub)
     }
 
-    /// Deletes a subscription.
+    /// Deletes a subscription. A BLOCKED or PROD_ONLY_BLOCKED one leaves its block behind:
+    /// subscribing the same application to the same API again restores it, so a subscriber
+    /// cannot lift a publisher's block by unsubscribing and subscribing again.
     pub async fn delete_subscription(&self, id: &str) -> Result<(), ApimError> {
         let mut tx = self.begin().await?;
         let sub = load_subscription(&mut tx, id).await?;
@@ -396,6 +404,19 @@ impl Store {
             .bind(id)
             .execute(tx.conn())
             .await?;
+        if matches!(
+            sub.status,
+            SubscriptionStatus::Blocked | SubscriptionStatus::ProdOnlyBlocked
+        ) {
+            delete_block(&mut tx, &sub.application_id, &sub.api_id).await?;
+            sqlx::query("INSERT INTO subscription_blocks (application_id, api_id, status, blocked_at) VALUES ($1, $2, $3, $4)")
+                .bind(&sub.application_id)
+                .bind(&sub.api_id)
+                .bind(status_str(sub.status))
+                .bind(now_ms())
+                .execute(tx.conn())
+                .await?;
+        }
         tx.emit(EventPayload::SubscriptionsDelete(SubscriptionChange {
             subscription: sub,
             api_context: api.context,
@@ -411,6 +432,40 @@ fn status_str(s: SubscriptionStatus) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The block recorded for (application, API) when a blocked subscription was deleted.
+async fn load_block(
+    tx: &mut Tx<'_>,
+    application_id: &str,
+    api_id: &str,
+) -> Result<Option<SubscriptionStatus>, ApimError> {
+    let row = sqlx::query(
+        "SELECT status FROM subscription_blocks WHERE application_id = $1 AND api_id = $2",
+    )
+    .bind(application_id)
+    .bind(api_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status: String = row.try_get(0)?;
+    Ok(Some(
+        serde_json::from_value(serde_json::Value::String(status))
+            .unwrap_or(SubscriptionStatus::Blocked),
+    ))
+}
+
+async fn delete_block(
+    tx: &mut Tx<'_>,
+    application_id: &str,
+    api_id: &str,
+) -> Result<(), ApimError> {
+    sqlx::query("DELETE FROM subscription_blocks WHERE application_id = $1 AND api_id = $2")
+        .bind(application_id)
+        .bind(api_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 async fn insert_subscription(tx: &mut Tx<'_>, sub: &Subscription) -> Result<(), ApimError> {

@@ -48,6 +48,11 @@ fn apimgt(kind: DbKind) -> Vec<Migration> {
                 include_str!("../../migrations/postgres/0001_events.sql"),
             ),
         },
+        migration(
+            40,
+            "subscription blocks",
+            include_str!("../../migrations/0040_subscription_blocks.sql"),
+        ),
     ]
 }
 

@@ -482,7 +482,7 @@ pub(crate) struct RevokeApiKey {
 /// Revoke an API key of the application.
 #[utoipa::path(post, path = "/applications/{applicationId}/api-keys/{keyType}/revoke", params(("applicationId" = String, Path, description = "applicationId"), ("keyType" = String, Path, description = "keyType")), tag = "API Keys",
     request_body(content = Object, description = "{apikey}"),
-    responses((status = 200, description = "Revoked")))]
+    responses((status = 200, description = "Revoked"), (status = 404, description = "Not an API key of this application and key type")))]
 pub(crate) async fn revoke_api_key(
     State(p): State<Portal>,
     caller: Caller,
@@ -490,7 +490,7 @@ pub(crate) async fn revoke_api_key(
     Json(body): Json<RevokeApiKey>,
 ) -> Result<StatusCode, ApimError> {
     owned_app(&p, &caller, &id).await?;
-    key_type_param(&key_type)?;
+    let key_type = key_type_param(&key_type)?;
     if body.apikey.is_empty() || body.apikey.len() > 16_384 {
         return Err(ApimError::validation(
             "apikey",
@@ -500,6 +500,6 @@ pub(crate) async fn revoke_api_key(
     let issuer = p.api_key_issuer().ok_or_else(|| {
         ApimError::BackendUnavailable("no Key Manager is wired to this Developer Portal".into())
     })?;
-    issuer.revoke_api_key(&id, &body.apikey).await?;
+    issuer.revoke_api_key(&id, key_type, &body.apikey).await?;
     Ok(StatusCode::OK)
 }

@@ -81,8 +81,18 @@ impl ApiKeyIssuer for FakeApiKeys {
         })
     }
 
-    async fn revoke_api_key(&self, _application_id: &str, _apikey: &str) -> Result<(), ApimError> {
-        Ok(())
+    async fn revoke_api_key(
+        &self,
+        application_id: &str,
+        _key_type: apim_core::model::KeyType,
+        apikey: &str,
+    ) -> Result<(), ApimError> {
+        // the fake keys name their application (see issue_api_key)
+        if apikey.starts_with(&format!("apikey-{application_id}-")) {
+            Ok(())
+        } else {
+            Err(ApimError::NotFound("API key".into()))
+        }
     }
 }
 
