@@ -41,7 +41,6 @@ mod repo;
 pub use axum;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use apim_core::store::Store;
 use axum::Router;
@@ -94,7 +93,7 @@ impl Portal {
     pub fn new(store: Store) -> Self {
         Portal {
             inner: Arc::new(Inner {
-                auth: Authenticator::new(store.clone(), Duration::from_secs(60)),
+                auth: Authenticator::new(store.clone()),
                 store,
                 tokens: None,
                 api_keys: None,

@@ -24,6 +24,7 @@ mod applications;
 mod migrate;
 mod oauth;
 mod outbox;
+mod passwords;
 mod policies;
 mod seed;
 mod users;
@@ -46,6 +47,7 @@ pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
 pub use seed::{default_policies, SeedReport};
+pub use passwords::{CredentialSnapshot, PasswordPolicy, PasswordStats};
 pub use users::password_matches;
 
 /// Handle to the databases. Cheap to clone.
@@ -65,6 +67,8 @@ struct Inner {
     relay: RwLock<Option<InProcessBus>>,
     /// apimgtdb URL (PostgreSQL LISTEN needs its own connection).
     am_url: String,
+    /// Password checks: backoff, hashing pool, remembered successes.
+    passwords: RwLock<Arc<passwords::PasswordGuard>>,
 }
 
 /// A write transaction on apimgtdb that collects events for the outbox.
@@ -108,6 +112,20 @@ async fn open_pool(url: &str, max: u32) -> Result<(AnyPool, DbKind), ApimError> 
         )
     })?;
     Ok((pool, kind))
+}
+
+/// Creates the schema an earlier version made in the SQLite database at `url` (apimgtdb and
+/// shareddb in one file): only migrations below `am_below` / `shared_below`. Returns a pool
+/// for writing rows the way that version did.
+#[cfg(feature = "test-util")]
+pub(crate) async fn previous_schema_sqlite(
+    url: &str,
+    am_below: i64,
+    shared_below: i64,
+) -> Result<AnyPool, ApimError> {
+    let (pool, kind) = open_pool(url, 2).await?;
+    migrate::run_below(&pool, kind, &pool, am_below, shared_below).await?;
+    Ok(pool)
 }
 
 impl Store {
@@ -158,11 +176,59 @@ impl Store {
                 committed: watch::channel(Seq(0)).0,
                 relay: RwLock::new(None),
                 am_url: apimgt_url.to_owned(),
+                passwords: RwLock::new(Arc::new(passwords::PasswordGuard::new(
+                    PasswordPolicy::default(),
+                ))),
             }),
         };
         let last = store.last_seq().await?;
         store.inner.committed.send_replace(last);
         Ok(store)
+    }
+
+    /// Replaces the password policy (hashing pool, backoff, cache); failure counts and
+    /// remembered credentials start over.
+    pub fn set_password_policy(&self, policy: PasswordPolicy) -> Result<(), ApimError> {
+        policy.validate()?;
+        *self
+            .inner
+            .passwords
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(passwords::PasswordGuard::new(policy));
+        Ok(())
+    }
+
+    /// The password policy in force.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        self.passwords().policy().clone()
+    }
+
+    /// Counters of the password checks.
+    pub fn password_stats(&self) -> PasswordStats {
+        self.passwords().stats()
+    }
+
+    /// Password checks holding or waiting for a hashing slot.
+    pub fn password_checks_queued(&self) -> usize {
+        self.passwords().queued()
+    }
+
+    /// Runs CPU-heavy credential work `f` in the bounded password-hashing pool (a blocking
+    /// thread, once a slot is free; 503 when the pool and its queue are full).
+    pub async fn in_password_pool<T, F>(&self, f: F) -> Result<T, ApimError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.passwords().run(f).await
+    }
+
+    pub(crate) fn passwords(&self) -> Arc<passwords::PasswordGuard> {
+        self.inner
+            .passwords
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Which backend this is.
