@@ -88,7 +88,7 @@ impl std::fmt::Debug for Portal {
 }
 
 impl Portal {
-    /// Routers over `store`: Basic auth (cached 60 s), self-signup on, no Key Manager hooks, no
+    /// Routers over `store`: Basic auth (the store's password check), self-signup on, no Key Manager hooks, no
     /// internal token (the internal API then refuses every call).
     pub fn new(store: Store) -> Self {
         Portal {
