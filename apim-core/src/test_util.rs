@@ -57,11 +57,7 @@ pub async fn fresh_pg_database(base: &str, tag: &str) -> String {
 /// A SQLite database (apimgtdb and shareddb in one file at `url`) with the schema an earlier
 /// version made: only migrations below `am_below` / `shared_below`. The pool writes rows the
 /// way that version did; [`Store::connect_url`] on the same URL then upgrades it.
-pub async fn previous_version_sqlite(
-    url: &str,
-    am_below: i64,
-    shared_below: i64,
-) -> sqlx::AnyPool {
+pub async fn previous_version_sqlite(url: &str, am_below: i64, shared_below: i64) -> sqlx::AnyPool {
     crate::store::previous_schema_sqlite(url, am_below, shared_below)
         .await
         .expect("previous schema")

@@ -14,7 +14,9 @@ use http::StatusCode;
 
 async fn server() -> (Server, Store, Option<tempfile::TempDir>) {
     let (store, dir) = common::sqlite().await;
-    store.set_password_policy(PasswordPolicy::for_tests()).unwrap();
+    store
+        .set_password_policy(PasswordPolicy::for_tests())
+        .unwrap();
     let srv = serve(store.clone()).await;
     (srv, store, Some(dir))
 }
@@ -55,7 +57,11 @@ async fn password_grant(srv: &Server, c: &(String, String), user: &str, pw: &str
     let (s, _, j) = token(
         srv,
         c,
-        &[("grant_type", "password"), ("username", user), ("password", pw)],
+        &[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", pw),
+        ],
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{j}");
@@ -92,7 +98,10 @@ async fn password_change_revokes_refresh_tokens() {
         ],
     )
     .await;
-    assert_eq!((s, j["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (s, j["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     password_grant(&srv, &c, "carla", "second-passw0rd").await;
 }
 
@@ -189,12 +198,19 @@ async fn password_guessing_at_the_token_endpoint_is_locked_out() {
     };
     for _ in 0..3 {
         let (s, _, j) = token(&srv, &c, &grant("wrong-guess")).await;
-        assert_eq!((s, j["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+        assert_eq!(
+            (s, j["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
     }
     let hashed = store.password_stats().hashed;
     let (s, h, j) = token(&srv, &c, &grant("right-passw0rd")).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{j}");
     let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
-    assert_eq!(store.password_stats().hashed, hashed, "refused without hashing");
+    assert_eq!(
+        store.password_stats().hashed,
+        hashed,
+        "refused without hashing"
+    );
 }

@@ -46,9 +46,8 @@ use crate::ApimError;
 pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
-pub use seed::{default_policies, SeedReport};
 pub use passwords::{CredentialSnapshot, PasswordPolicy, PasswordStats};
-pub use users::password_matches;
+pub use seed::{default_policies, SeedReport};
 
 /// Handle to the databases. Cheap to clone.
 #[derive(Clone, Debug)]

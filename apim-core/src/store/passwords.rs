@@ -327,7 +327,6 @@ impl PasswordGuard {
         }
         v.insert(key, now + self.policy.cache_ttl);
     }
-
 }
 
 /// A user's stored credential as read before a check: what the check is computed under.
@@ -387,9 +386,7 @@ impl PasswordGuard {
                         // made once, in the pool like any other hashing
                         let iterations = self.policy.iterations;
                         let h = self
-                            .run(move || {
-                                hash_password_with("apim-rs dummy password", iterations)
-                            })
+                            .run(move || hash_password_with("apim-rs dummy password", iterations))
                             .await??;
                         self.dummy.get_or_init(|| h).clone()
                     }

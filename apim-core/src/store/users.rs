@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{from_row, to_json, CredentialSnapshot, Store};
-use crate::crypto::{new_id, verify_password};
+use crate::crypto::new_id;
 use crate::model::{roles, User};
 use crate::time::now_ms;
 use crate::ApimError;
@@ -68,21 +68,23 @@ impl Store {
 
     /// Whether a user name is taken, compared without regard to case.
     async fn username_taken(&self, username: &str) -> Result<bool, ApimError> {
-        Ok(sqlx::query(
-            "SELECT 1 FROM users WHERE username_key = $1 OR lower(username) = $1",
+        Ok(
+            sqlx::query("SELECT 1 FROM users WHERE username_key = $1 OR lower(username) = $1")
+                .bind(username.to_ascii_lowercase())
+                .fetch_optional(self.shared())
+                .await?
+                .is_some(),
         )
-        .bind(username.to_ascii_lowercase())
-        .fetch_optional(self.shared())
-        .await?
-        .is_some())
     }
 
     /// A user by name.
     pub async fn get_user(&self, username: &str) -> Result<Option<User>, ApimError> {
-        let row = sqlx::query(&format!("SELECT body, {USER_ID} FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(self.shared())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT body, {USER_ID} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(self.shared())
+        .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
@@ -282,14 +284,6 @@ impl Store {
             .await?
             .is_some())
     }
-}
-
-/// Whether `password` matches the stored PBKDF2 `hash` (checked off the async runtime).
-pub async fn password_matches(password: &str, hash: &str) -> Result<bool, ApimError> {
-    let (password, hash) = (password.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| ApimError::Internal(format!("password check: {e}")))
 }
 
 /// The user id column; rows written before ids existed get the id their migration gave them.
