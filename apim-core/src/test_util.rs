@@ -54,11 +54,17 @@ pub async fn fresh_pg_database(base: &str, tag: &str) -> String {
     format!("{prefix}/{name}{query}")
 }
 
-/// A SQLite database (apimgtdb and shareddb in one file at `url`) with the schema an earlier
-/// version made: only migrations below `am_below` / `shared_below`. The pool writes rows the
-/// way that version did; [`Store::connect_url`] on the same URL then upgrades it.
-pub async fn previous_version_sqlite(url: &str, am_below: i64, shared_below: i64) -> sqlx::AnyPool {
-    crate::store::previous_schema_sqlite(url, am_below, shared_below)
+/// Databases with the schema an earlier version made: only migrations below `am_below` /
+/// `shared_below`, apimgtdb at `am_url`, shareddb at `shared_url` (the same database when
+/// `None`). The pools `(apimgtdb, shareddb)` write rows the way that version did;
+/// [`Store::connect_url`] on the same URLs then upgrades them.
+pub async fn previous_version(
+    am_url: &str,
+    shared_url: Option<&str>,
+    am_below: i64,
+    shared_below: i64,
+) -> (sqlx::AnyPool, sqlx::AnyPool) {
+    crate::store::previous_schema(am_url, shared_url, am_below, shared_below)
         .await
         .expect("previous schema")
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use apim_core::crypto::hash_password_with;
 use apim_core::model::Application;
-use apim_core::store::{PasswordPolicy, Store, StoredToken};
+use apim_core::store::{OAuthClient, PasswordPolicy, Store, StoredToken};
 use apim_core::ApimError;
 
 fn quick(free_failures: u32, base_lockout: Duration) -> PasswordPolicy {
@@ -367,11 +367,9 @@ on_both_backends!(
 /// A database the previous version wrote (schema before apimgtdb 10 / shareddb 1010) opens
 /// with this one: users keep their passwords, users whose names differ only by case keep
 /// working, their applications and clients stay theirs, and new case collisions are refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_of_the_previous_version_is_upgraded() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("apim.db").display());
-    let old = apim_core::test_util::previous_version_sqlite(&url, 10, 1010).await;
+async fn upgrade_previous_version(am_url: &str, shared_url: Option<&str>) {
+    let (old, old_shared) =
+        apim_core::test_util::previous_version(am_url, shared_url, 10, 1010).await;
     let hash = hash_password_with("legacy-passw0rd", 1000).unwrap();
     for name in ["bob", "Bob"] {
         sqlx::query(
@@ -380,7 +378,7 @@ async fn database_of_the_previous_version_is_upgraded() {
         .bind(name)
         .bind(&hash)
         .bind(serde_json::json!({"username": name, "roles": ["subscriber"]}).to_string())
-        .execute(&old)
+        .execute(&old_shared)
         .await
         .unwrap();
     }
@@ -406,9 +404,30 @@ async fn database_of_the_previous_version_is_upgraded() {
         .execute(&old)
         .await
         .unwrap();
+    let client = OAuthClient {
+        client_id: "c1".into(),
+        client_name: "legacy".into(),
+        owner: "bob".into(),
+        application_id: Some("app-1".into()),
+        key_type: Some("PRODUCTION".into()),
+        redirect_uris: vec![],
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec![],
+        token_type: "JWT".into(),
+        access_token_lifetime: 0,
+        refresh_token_lifetime: 0,
+        created_time: 0,
+    };
+    sqlx::query("INSERT INTO oauth_clients (client_id, secret_hash, owner, body, created_at) VALUES ('c1', $1, 'bob', $2, 0)")
+        .bind(apim_core::crypto::hash_secret("legacy-secret"))
+        .bind(serde_json::to_string(&client).unwrap())
+        .execute(&old)
+        .await
+        .unwrap();
     old.close().await;
+    old_shared.close().await;
 
-    let store = Store::connect_url(&url, None, 5).await.unwrap();
+    let store = Store::connect_url(am_url, shared_url, 5).await.unwrap();
     store
         .set_password_policy(PasswordPolicy::for_tests())
         .unwrap();
@@ -450,4 +469,22 @@ async fn database_of_the_previous_version_is_upgraded() {
         .await
         .unwrap_err();
     assert!(matches!(e, ApimError::Conflict(_)), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_of_the_previous_version_is_upgraded_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("apim.db").display());
+    upgrade_previous_version(&url, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_of_the_previous_version_is_upgraded_postgres() {
+    let Ok(base) = std::env::var("APIM_TEST_POSTGRES_URL") else {
+        eprintln!("APIM_TEST_POSTGRES_URL not set: PostgreSQL run skipped");
+        return;
+    };
+    let am = common::fresh_pg_database(&base, "am").await;
+    let shared = common::fresh_pg_database(&base, "shared").await;
+    upgrade_previous_version(&am, Some(&shared)).await;
 }

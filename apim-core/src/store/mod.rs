@@ -113,18 +113,23 @@ async fn open_pool(url: &str, max: u32) -> Result<(AnyPool, DbKind), ApimError> 
     Ok((pool, kind))
 }
 
-/// Creates the schema an earlier version made in the SQLite database at `url` (apimgtdb and
-/// shareddb in one file): only migrations below `am_below` / `shared_below`. Returns a pool
-/// for writing rows the way that version did.
+/// Creates the schema an earlier version made: only migrations below `am_below` /
+/// `shared_below`, in apimgtdb at `am_url` and shareddb at `shared_url` (the same database when
+/// `None`). Returns pools `(apimgtdb, shareddb)` for writing rows the way that version did.
 #[cfg(feature = "test-util")]
-pub(crate) async fn previous_schema_sqlite(
-    url: &str,
+pub(crate) async fn previous_schema(
+    am_url: &str,
+    shared_url: Option<&str>,
     am_below: i64,
     shared_below: i64,
-) -> Result<AnyPool, ApimError> {
-    let (pool, kind) = open_pool(url, 2).await?;
-    migrate::run_below(&pool, kind, &pool, am_below, shared_below).await?;
-    Ok(pool)
+) -> Result<(AnyPool, AnyPool), ApimError> {
+    let (am, kind) = open_pool(am_url, 2).await?;
+    let shared = match shared_url {
+        Some(u) => open_pool(u, 2).await?.0,
+        None => am.clone(),
+    };
+    migrate::run_below(&am, kind, &shared, am_below, shared_below).await?;
+    Ok((am, shared))
 }
 
 impl Store {
