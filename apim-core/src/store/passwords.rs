@@ -121,6 +121,30 @@ struct Failures {
     last: Instant,
 }
 
+#[derive(Debug)]
+struct FailureTable {
+    map: HashMap<String, Failures>,
+    pruned: Instant,
+}
+
+impl FailureTable {
+    /// Drops records that lock nothing and are older than `keep` (at most once a minute, or
+    /// when the table is full).
+    fn prune(&mut self, now: Instant, keep: Duration) {
+        if self.map.len() < MAX_ENTRIES && now.duration_since(self.pruned) < Duration::from_secs(60)
+        {
+            return;
+        }
+        self.pruned = now;
+        self.map.retain(|_, f| {
+            f.locked_until.is_some_and(|u| u > now) || now.duration_since(f.last) < keep
+        });
+        if self.map.len() >= MAX_ENTRIES {
+            self.map.clear();
+        }
+    }
+}
+
 /// Most failure records and cached credentials kept; beyond, the stale ones are dropped.
 const MAX_ENTRIES: usize = 100_000;
 
@@ -131,7 +155,9 @@ pub(crate) struct PasswordGuard {
     slots: Semaphore,
     /// Checks holding or waiting for a slot.
     queued: AtomicUsize,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<FailureTable>,
+    /// Number of failure records: with none (the usual case) a check takes no lock for them.
+    failing: AtomicUsize,
     verified: Mutex<HashMap<String, Instant>>,
     dummy: OnceLock<String>,
     hashed: AtomicU64,
@@ -163,7 +189,11 @@ impl PasswordGuard {
             slots: Semaphore::new(policy.max_concurrent),
             policy,
             queued: AtomicUsize::new(0),
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(FailureTable {
+                map: HashMap::new(),
+                pruned: Instant::now(),
+            }),
+            failing: AtomicUsize::new(0),
             verified: Mutex::new(HashMap::new()),
             dummy: OnceLock::new(),
             hashed: AtomicU64::new(0),
@@ -243,8 +273,12 @@ impl PasswordGuard {
         username: &str,
         from: Option<IpAddr>,
     ) -> Result<(), ApimError> {
+        if self.failing.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
         let now = Instant::now();
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = &failures.map;
         let mut wait = Duration::ZERO;
         let keys = std::iter::once(account_key(username)).chain(from.map(address_key));
         for k in keys {
@@ -262,14 +296,9 @@ impl PasswordGuard {
 
     fn record_failure(&self, username: &str, from: Option<IpAddr>) {
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_ENTRIES {
-            let forget = self.policy.max_lockout * 2;
-            failures.retain(|_, f| now.duration_since(f.last) < forget);
-            if failures.len() >= MAX_ENTRIES {
-                failures.clear();
-            }
-        }
+        let mut table = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        table.prune(now, self.policy.max_lockout * 2);
+        let failures = &mut table.map;
         let keys = std::iter::once(account_key(username)).chain(from.map(address_key));
         for k in keys {
             let f = failures.entry(k).or_insert(Failures {
@@ -293,13 +322,17 @@ impl PasswordGuard {
                 f.locked_until = Some(now + lock);
             }
         }
+        self.failing.store(failures.len(), Ordering::Release);
     }
 
     fn record_success(&self, username: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&account_key(username));
+        if self.failing.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut table = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        table.map.remove(&account_key(username));
+        table.prune(Instant::now(), self.policy.max_lockout * 2);
+        self.failing.store(table.map.len(), Ordering::Release);
     }
 
     fn cache_hit(&self, key: &str) -> bool {
