@@ -214,3 +214,50 @@ async fn password_guessing_at_the_token_endpoint_is_locked_out() {
         "refused without hashing"
     );
 }
+
+#[tokio::test]
+async fn a_gateway_passes_its_clients_address_and_the_lock_out_on() {
+    use apim_keymanager::validator::UserVerifier;
+    let (store, _d) = common::sqlite().await;
+    store
+        .set_password_policy(PasswordPolicy {
+            free_failures: 2,
+            base_lockout: Duration::from_secs(30),
+            ..PasswordPolicy::for_tests()
+        })
+        .unwrap();
+    subscriber(&store, "lena", "right-passw0rd").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = apim_keymanager::KeyManagerSettings::new(&base);
+    settings.internal_token = Some("internal-secret".into());
+    let km = apim_keymanager::KeyManager::new(store.clone(), settings)
+        .await
+        .unwrap();
+    let router = km.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let remote = apim_keymanager::HttpUserVerifier::new(&base, "internal-secret").unwrap();
+
+    let attacker = Some("203.0.113.9".parse().unwrap());
+    for name in ["mona", "nina"] {
+        assert!(remote
+            .verify_from(name, "guess-1234", attacker)
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let e = remote
+        .verify_from("lena", "right-passw0rd", attacker)
+        .await
+        .unwrap_err();
+    let apim_core::ApimError::TooManyAttempts { retry_after } = e else {
+        panic!("{e:?}")
+    };
+    assert!(retry_after >= Duration::from_secs(1), "{retry_after:?}");
+    let other = Some("198.51.100.2".parse().unwrap());
+    assert!(remote
+        .verify_from("lena", "right-passw0rd", other)
+        .await
+        .unwrap()
+        .is_some());
+}
