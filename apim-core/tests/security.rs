@@ -153,16 +153,26 @@ on_both_backends!(
 
 /// Occupies every hashing slot until the returned sender is dropped.
 async fn occupy_pool(store: &Store) -> std::sync::mpsc::Sender<()> {
+    occupy_pool_task(store).await.0
+}
+
+/// [`occupy_pool`], with the task that asked for the slot.
+async fn occupy_pool_task(
+    store: &Store,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), ApimError>>,
+) {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let s = store.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         s.in_password_pool(move || {
             let _ = rx.recv();
         })
         .await
     });
     wait_queued(store, 1).await;
-    tx
+    (tx, task)
 }
 
 async fn wait_queued(store: &Store, n: usize) {

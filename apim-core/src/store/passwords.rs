@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -152,9 +152,9 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Debug)]
 pub(crate) struct PasswordGuard {
     policy: PasswordPolicy,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     /// Checks holding or waiting for a slot.
-    queued: AtomicUsize,
+    queued: Arc<AtomicUsize>,
     failures: Mutex<FailureTable>,
     /// Number of failure records: with none (the usual case) a check takes no lock for them.
     failing: AtomicUsize,
@@ -186,9 +186,9 @@ fn address_key(ip: IpAddr) -> String {
 impl PasswordGuard {
     pub(crate) fn new(policy: PasswordPolicy) -> Self {
         PasswordGuard {
-            slots: Semaphore::new(policy.max_concurrent),
+            slots: Arc::new(Semaphore::new(policy.max_concurrent)),
             policy,
-            queued: AtomicUsize::new(0),
+            queued: Arc::new(AtomicUsize::new(0)),
             failures: Mutex::new(FailureTable {
                 map: HashMap::new(),
                 pruned: Instant::now(),
@@ -240,21 +240,27 @@ impl PasswordGuard {
                 retry_after: Duration::from_secs(1),
             });
         }
-        struct Leave<'a>(&'a AtomicUsize);
-        impl Drop for Leave<'_> {
+        struct Leave(Arc<AtomicUsize>);
+        impl Drop for Leave {
             fn drop(&mut self) {
                 self.0.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        let _leave = Leave(&self.queued);
-        let _slot = self
+        let leave = Leave(self.queued.clone());
+        let slot = self
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| ApimError::Internal("password pool closed".into()))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| ApimError::Internal(format!("password hashing: {e}")))
+        // the slot and the count go with the work: a caller that goes away (client
+        // disconnected) does not free the slot while PBKDF2 still runs
+        tokio::task::spawn_blocking(move || {
+            let _held = (slot, leave);
+            f()
+        })
+        .await
+        .map_err(|e| ApimError::Internal(format!("password hashing: {e}")))
     }
 
     /// A new hash of `password` (user creation, password change), in the pool.
