@@ -71,7 +71,8 @@ pub fn hash_password(password: &str) -> Result<String, ApimError> {
     hash_password_with(password, PBKDF2_ITERATIONS)
 }
 
-fn hash_password_with(password: &str, iterations: u32) -> Result<String, ApimError> {
+/// [`hash_password`] with another iteration count (the password policy's; cheap in tests).
+pub fn hash_password_with(password: &str, iterations: u32) -> Result<String, ApimError> {
     let salt = random_bytes(SALT_LEN)?;
     let iters =
         NonZeroU32::new(iterations).ok_or_else(|| ApimError::Internal("zero iterations".into()))?;

@@ -137,6 +137,20 @@ pub enum ApimError {
         /// What is wrong with it.
         message: String,
     },
+    /// 429 with `Retry-After`: too many failed password checks for the account or the client
+    /// address; refused without checking the password.
+    #[error("too many failed attempts; retry after {} s", retry_after_secs(*retry_after))]
+    TooManyAttempts {
+        /// How long the lock-out lasts.
+        retry_after: Duration,
+    },
+    /// 503 with `Retry-After`: the server is at its limit for this kind of work (password
+    /// hashing); nothing was queued.
+    #[error("the server is busy; retry after {} s", retry_after_secs(*retry_after))]
+    Overloaded {
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// 500: storage failure. The detail is logged, never sent.
     #[error("storage error: {0}")]
     Storage(String),
@@ -185,7 +199,8 @@ impl ApimError {
             ResourceForbidden(_) | ScopeNotAllowed(_) | BlockedByCondition(_) | Forbidden(_) => {
                 StatusCode::FORBIDDEN
             }
-            Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Throttled { .. } | TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiBlocked(_) | BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BackendTimeout(_) | BackendConnectTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Validation { .. } | BadRequest(_) | Config { .. } => StatusCode::BAD_REQUEST,
@@ -242,6 +257,8 @@ impl ApimError {
             Conflict(_) => "Conflict",
             PayloadTooLarge(_) => "Payload Too Large",
             UnsupportedMediaType(_) => "Unsupported Media Type",
+            TooManyAttempts { .. } => "Too Many Requests",
+            Overloaded { .. } => "Service Unavailable",
             Storage(_) | Internal(_) => "Internal Server Error",
         }
     }
@@ -262,6 +279,7 @@ impl ApimError {
                 "You have exceeded your quota; retry after {} s",
                 retry_after_secs(*retry_after)
             ),
+            ApimError::Overloaded { .. } => self.to_string(),
             other if status.is_server_error() => other.message().to_owned(),
             other => other.to_string(),
         };
@@ -288,7 +306,9 @@ impl ApimError {
             HeaderValue::from_static("application/json"),
         );
         match self {
-            ApimError::Throttled { retry_after, .. } => {
+            ApimError::Throttled { retry_after, .. }
+            | ApimError::TooManyAttempts { retry_after }
+            | ApimError::Overloaded { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after_secs(*retry_after)),

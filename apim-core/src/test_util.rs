@@ -53,3 +53,18 @@ pub async fn fresh_pg_database(base: &str, tag: &str) -> String {
         .unwrap_or_default();
     format!("{prefix}/{name}{query}")
 }
+
+/// Databases with the schema an earlier version made: only migrations below `am_below` /
+/// `shared_below`, apimgtdb at `am_url`, shareddb at `shared_url` (the same database when
+/// `None`). The pools `(apimgtdb, shareddb)` write rows the way that version did;
+/// [`Store::connect_url`] on the same URLs then upgrades them.
+pub async fn previous_version(
+    am_url: &str,
+    shared_url: Option<&str>,
+    am_below: i64,
+    shared_below: i64,
+) -> (sqlx::AnyPool, sqlx::AnyPool) {
+    crate::store::previous_schema(am_url, shared_url, am_below, shared_below)
+        .await
+        .expect("previous schema")
+}

@@ -61,6 +61,8 @@ pub struct OAuthError {
     /// The `error_description` (never a secret, hash or internal detail).
     pub description: String,
     status: StatusCode,
+    /// `Retry-After` seconds (lock-out after failed password checks, busy hashing pool).
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -76,6 +78,7 @@ impl OAuthError {
             kind,
             description: description.into(),
             status,
+            retry_after: None,
         }
     }
 
@@ -124,6 +127,17 @@ impl OAuthError {
 
 impl From<ApimError> for OAuthError {
     fn from(e: ApimError) -> Self {
+        if let ApimError::TooManyAttempts { retry_after } | ApimError::Overloaded { retry_after } =
+            &e
+        {
+            // 429 / 503 with Retry-After, as the management APIs answer
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            return OAuthError {
+                status: e.status(),
+                retry_after: Some(secs.max(1)),
+                ..OAuthError::new(OAuthErrorKind::InvalidRequest, e.to_string())
+            };
+        }
         match e.status() {
             s if s.is_server_error() => {
                 tracing::warn!(error = %e, "key manager request failed");
@@ -143,6 +157,9 @@ impl IntoResponse for OAuthError {
         let mut res = (self.status, axum::Json(self.body())).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         match self.kind {
             OAuthErrorKind::InvalidClient => {
                 h.insert(

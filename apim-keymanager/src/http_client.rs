@@ -72,6 +72,16 @@ impl RemoteEndpoint {
         content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<(http::StatusCode, Bytes), String> {
+        let (status, _, bytes) = self.post_full(content_type, body).await?;
+        Ok((status, bytes))
+    }
+
+    /// [`RemoteEndpoint::post`] with the answer's headers.
+    pub(crate) async fn post_full(
+        &self,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), String> {
         let req = http::Request::post(self.url.clone())
             .header(http::header::AUTHORIZATION, self.authorization.clone())
             .header(http::header::CONTENT_TYPE, content_type)
@@ -82,11 +92,12 @@ impl RemoteEndpoint {
             .map_err(|_| "timeout".to_owned())?
             .map_err(|e| e.to_string())?;
         let status = res.status();
-        let bytes = Limited::new(res.into_body(), MAX_ANSWER)
+        let (parts, body) = res.into_parts();
+        let bytes = Limited::new(body, MAX_ANSWER)
             .collect()
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        Ok((status, bytes))
+        Ok((status, parts.headers, bytes))
     }
 }

@@ -33,6 +33,9 @@ pub struct VerifyRequest {
     pub username: String,
     /// Password as presented to the gateway.
     pub password: String,
+    /// The address of the gateway's client, so failures count against it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// Whether the caller presented the internal token: `Ok`, else why not.
@@ -54,7 +57,7 @@ pub(crate) async fn verify_user(
             "the body must be {{\"username\": ..., \"password\": ...}}: {e}"
         ))
     })?;
-    km.verify_user(&ask.username, &ask.password)
+    km.verify_user_from(&ask.username, &ask.password, ask.client_ip)
         .await?
         .map(Json)
         .ok_or_else(|| ApimError::InvalidCredentials("invalid user credentials".into()))

@@ -41,6 +41,9 @@ pub(crate) struct Grant {
     pub(crate) username: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) refresh: bool,
+    /// Absolute end of the grant (a refresh grant: the presented refresh token's expiry): a
+    /// rotated refresh token never outlives the first one of its grant.
+    pub(crate) refresh_expires_at: Option<i64>,
 }
 
 impl KeyManager {
@@ -135,7 +138,10 @@ impl KeyManager {
                 jti: new_id(),
                 username: grant.username,
                 scopes: grant.scopes,
-                expires_at: now + i64::try_from(rttl).unwrap_or(i64::MAX / 2),
+                expires_at: grant
+                    .refresh_expires_at
+                    .unwrap_or(i64::MAX)
+                    .min(now.saturating_add(i64::try_from(rttl).unwrap_or(i64::MAX / 2))),
                 extra: serde_json::Map::new(),
             };
             self.inner.store.put_token(&token, &stored).await?;

@@ -1,10 +1,10 @@
 //! [`KeyManager`]: the authorization server's state, its settings and its axum router.
 
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use apim_core::config::Config;
-use apim_core::crypto::sha256_hex;
 use apim_core::model::User;
 use apim_core::store::Store;
 use apim_core::ApimError;
@@ -33,7 +33,8 @@ pub struct KeyManagerSettings {
     /// Bearer token that may call `/oauth2/register` (RFC 7591 initial access token), besides
     /// management users with HTTP Basic.
     pub initial_access_token: Option<String>,
-    /// How long a successful user password check is remembered.
+    /// Unused: how long a successful password check is remembered is the store's
+    /// [`apim_core::store::PasswordPolicy::cache_ttl`] (one cache for every password path).
     pub user_cache_ttl: Duration,
     /// The deployment's internal token: what gateways present to check user credentials
     /// ([`crate::internal`]); unset, the internal endpoints refuse every call.
@@ -120,8 +121,6 @@ pub(crate) struct Inner {
     pub(crate) settings: KeyManagerSettings,
     keys: RwLock<Arc<KeyRing>>,
     jwks: JwksSource,
-    /// Verified credentials (see [`KeyManager::verify_user`]).
-    users: moka::future::Cache<String, ()>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -138,17 +137,12 @@ impl KeyManager {
     pub async fn new(store: Store, settings: KeyManagerSettings) -> Result<KeyManager, ApimError> {
         let ring = KeyRing::load_or_generate(&store).await?;
         let jwks = JwksSource::fixed(&ring.jwks());
-        let users = moka::future::Cache::builder()
-            .max_capacity(10_000)
-            .time_to_live(settings.user_cache_ttl)
-            .build();
         Ok(KeyManager {
             inner: Arc::new(Inner {
                 store,
                 settings,
                 keys: RwLock::new(Arc::new(ring)),
                 jwks,
-                users,
             }),
         })
     }
@@ -214,27 +208,31 @@ impl KeyManager {
         Ok(())
     }
 
-    /// Checks a user's password. A success is remembered (PBKDF2 is slow on purpose) under a
-    /// hash of the name, the password *and the stored password hash*, never the password
-    /// itself: the stored user is read every time, so a changed password, a deleted user or
-    /// new roles take effect at once, and only the PBKDF2 check is skipped.
+    /// Checks a user's password through the store's one password check
+    /// ([`Store::check_password`]): lock-out after repeated failures (429 with `Retry-After`,
+    /// no hashing), PBKDF2 in a bounded pool (503 when full), the same work for unknown users,
+    /// and successes remembered per credential version, so a changed password, a deleted user
+    /// or new roles take effect at once.
     pub async fn verify_user(
         &self,
         username: &str,
         password: &str,
     ) -> Result<Option<User>, ApimError> {
-        let Some((user, hash)) = self.inner.store.user_with_password_hash(username).await? else {
-            return Ok(None);
-        };
-        let key = sha256_hex(format!("{username}\u{0}{password}\u{0}{hash}").as_bytes());
-        if self.inner.users.contains_key(&key) {
-            return Ok(Some(user));
-        }
-        if !apim_core::store::password_matches(password, &hash).await? {
-            return Ok(None);
-        }
-        self.inner.users.insert(key, ()).await;
-        Ok(Some(user))
+        self.verify_user_from(username, password, None).await
+    }
+
+    /// [`KeyManager::verify_user`] for a client at `from` (failures also count against the
+    /// address).
+    pub async fn verify_user_from(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Option<User>, ApimError> {
+        self.inner
+            .store
+            .check_password(username, password, from)
+            .await
     }
 
     /// The HTTP endpoints: `/oauth2/{token,revoke,introspect,jwks,register,authorize}`, the

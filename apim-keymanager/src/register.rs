@@ -208,6 +208,7 @@ impl KeyManager {
                 username: client.owner.clone(),
                 scopes,
                 refresh: false,
+                refresh_expires_at: None,
             },
         )
         .await

@@ -1,14 +1,13 @@
 //! Who is calling the management APIs: HTTP Basic (users in the store, PBKDF2) or a Bearer token
 //! checked by a [`TokenIntrospector`] (the Key Manager), with scopes derived from roles.
 //!
-//! PBKDF2 costs hundreds of milliseconds on purpose (DESIGN §8), so a successful Basic check is
-//! cached briefly, keyed by the SHA-256 of the credential (never the credential itself), and the
-//! entries of a user are dropped when their password, roles or account change.
+//! Basic credentials go through the store's one password check ([`Store::check_password`]):
+//! lock-out after repeated failures (429 with `Retry-After`, no hashing), PBKDF2 in a bounded
+//! pool, the same work for unknown users, and successes remembered per credential version — a
+//! check in flight while the password changes cannot re-cache the old password.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use apim_core::crypto::sha256_hex;
 use apim_core::model::{roles, scopes, User};
 use apim_core::store::Store;
 use apim_core::ApimError;
@@ -100,29 +99,22 @@ impl Caller {
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
-    basic_cache: moka::future::Cache<String, User>,
     introspector: Option<Arc<dyn TokenIntrospector>>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("cached", &self.basic_cache.entry_count())
             .field("introspector", &self.introspector.is_some())
             .finish()
     }
 }
 
 impl Authenticator {
-    /// Basic checks against `store`, cached for `ttl`.
-    pub fn new(store: Store, ttl: Duration) -> Self {
+    /// Basic checks against `store` ([`Store::check_password`]).
+    pub fn new(store: Store) -> Self {
         Authenticator {
             store,
-            basic_cache: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .support_invalidation_closures()
-                .build(),
             introspector: None,
         }
     }
@@ -131,15 +123,6 @@ impl Authenticator {
     pub fn with_introspector(mut self, introspector: Arc<dyn TokenIntrospector>) -> Self {
         self.introspector = Some(introspector);
         self
-    }
-
-    /// Drops cached Basic checks of `username` (after a password, role or account change).
-    pub fn forget(&self, username: &str) {
-        let name = username.to_owned();
-        // only fails when closures are unsupported, which `new` enables
-        let _ = self
-            .basic_cache
-            .invalidate_entries_if(move |_, u: &User| u.username == name);
     }
 
     /// The caller of a request: `Ok(None)` without an `Authorization` header.
@@ -153,7 +136,11 @@ impl Authenticator {
         let (scheme, cred) = value.split_once(' ').unwrap_or((value, ""));
         let cred = cred.trim();
         if scheme.eq_ignore_ascii_case("basic") {
-            self.basic(cred).await.map(Some)
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            self.basic(cred, peer).await.map(Some)
         } else if scheme.eq_ignore_ascii_case("bearer") {
             self.bearer(cred).await.map(Some)
         } else {
@@ -163,21 +150,16 @@ impl Authenticator {
         }
     }
 
-    async fn basic(&self, cred: &str) -> Result<Caller, ApimError> {
+    async fn basic(&self, cred: &str, peer: Option<std::net::IpAddr>) -> Result<Caller, ApimError> {
         let bad = || ApimError::Unauthenticated("invalid user name or password".into());
         let decoded = STANDARD.decode(cred).map_err(|_| bad())?;
         let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
         let (username, password) = decoded.split_once(':').ok_or_else(bad)?;
-        let key = sha256_hex(decoded.as_bytes());
-        if let Some(user) = self.basic_cache.get(&key).await {
-            return Ok(caller_for(user));
-        }
         let user = self
             .store
-            .verify_user(username, password)
+            .check_password(username, password, peer)
             .await?
             .ok_or_else(bad)?;
-        self.basic_cache.insert(key, user.clone()).await;
         Ok(caller_for(user))
     }
 

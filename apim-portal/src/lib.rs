@@ -42,7 +42,6 @@ mod repo;
 pub use axum;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use apim_core::store::Store;
 use axum::Router;
@@ -91,12 +90,12 @@ impl std::fmt::Debug for Portal {
 }
 
 impl Portal {
-    /// Routers over `store`: Basic auth (cached 60 s), self-signup on, no Key Manager hooks, no
+    /// Routers over `store`: Basic auth (the store's password check), self-signup on, no Key Manager hooks, no
     /// internal token (the internal API then refuses every call).
     pub fn new(store: Store) -> Self {
         Portal {
             inner: Arc::new(Inner {
-                auth: Authenticator::new(store.clone(), Duration::from_secs(60)),
+                auth: Authenticator::new(store.clone()),
                 store,
                 tokens: None,
                 api_keys: None,

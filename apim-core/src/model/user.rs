@@ -35,7 +35,11 @@ pub mod scopes {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    /// Unique user name.
+    /// Immutable id: what applications and OAuth clients are bound to, so a later account
+    /// with a deleted user's name inherits nothing. Server-set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// Unique user name (unique regardless of case).
     pub username: String,
     /// Roles.
     pub roles: Vec<String>,
@@ -148,6 +152,7 @@ mod tests {
     #[test]
     fn role_scopes() {
         let u = User {
+            id: String::new(),
             username: "alice".into(),
             roles: vec!["subscriber".into()],
             email: None,
@@ -155,6 +160,7 @@ mod tests {
         };
         assert_eq!(u.granted_scopes(), vec![scopes::SUBSCRIBE]);
         let admin = User {
+            id: String::new(),
             username: "admin".into(),
             roles: vec!["admin".into()],
             email: None,

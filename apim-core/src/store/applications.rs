@@ -24,15 +24,17 @@ impl Store {
         app.created_time = now_ms();
         app.subscription_count = 0;
         app.status = "APPROVED".into();
+        let owner_id = self.owner_id_for(owner).await?;
         let mut tx = self.begin().await?;
         check_app_tier(&mut tx, &app).await?;
         check_app_name(&mut tx, &app, None).await?;
-        sqlx::query("INSERT INTO applications (id, name, owner, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO applications (id, name, owner, body, created_at, owner_id) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&app.application_id)
             .bind(&app.name)
             .bind(owner)
             .bind(to_json(&app)?)
             .bind(app.created_time)
+            .bind(owner_id)
             .execute(tx.conn())
             .await?;
         tx.emit(EventPayload::ApplicationCreate(app.clone()));
@@ -52,6 +54,49 @@ impl Store {
         let mut app: Application = from_row(&row, "body")?;
         app.subscription_count = row.try_get::<i64, _>("subs")? as u32;
         Ok(app)
+    }
+
+    /// Whether application `id` belongs to the account with id `user_id` (not merely to a user
+    /// of the same name).
+    pub async fn application_owned_by(&self, id: &str, user_id: &str) -> Result<bool, ApimError> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM applications WHERE id = $1 AND COALESCE(owner_id, 'u-' || owner) = $2",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(self.am())
+        .await?
+        .is_some())
+    }
+
+    /// Applications of the account with id `user_id`, by name, paged; with the total.
+    pub async fn list_user_applications(
+        &self,
+        user_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Application>, i64), ApimError> {
+        let (limit, offset) = page(limit, offset);
+        let rows = sqlx::query(
+            "SELECT id FROM applications WHERE COALESCE(owner_id, 'u-' || owner) = $1 ORDER BY name LIMIT $2 OFFSET $3",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.am())
+        .await?;
+        let total: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM applications WHERE COALESCE(owner_id, 'u-' || owner) = $1",
+        )
+        .bind(user_id)
+        .fetch_one(self.am())
+        .await?
+        .try_get(0)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(self.get_application(&r.try_get::<String, _>(0)?).await?);
+        }
+        Ok((out, total))
     }
 
     /// Applications of `owner` (all when `None`), by name, paged; with the total.

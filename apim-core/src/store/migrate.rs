@@ -49,6 +49,23 @@ fn apimgt(kind: DbKind) -> Vec<Migration> {
             ),
         },
         migration(
+            10,
+            "owner ids",
+            include_str!("../../migrations/0010_owner_ids.sql"),
+        ),
+        match kind {
+            DbKind::Sqlite => migration(
+                11,
+                "token users",
+                include_str!("../../migrations/sqlite/0011_token_users.sql"),
+            ),
+            DbKind::Postgres => migration(
+                11,
+                "token users",
+                include_str!("../../migrations/postgres/0011_token_users.sql"),
+            ),
+        },
+        migration(
             40,
             "subscription blocks",
             include_str!("../../migrations/0040_subscription_blocks.sql"),
@@ -57,11 +74,18 @@ fn apimgt(kind: DbKind) -> Vec<Migration> {
 }
 
 fn shared() -> Vec<Migration> {
-    vec![migration(
-        1001,
-        "shared tables",
-        include_str!("../../migrations/shared.sql"),
-    )]
+    vec![
+        migration(
+            1001,
+            "shared tables",
+            include_str!("../../migrations/shared.sql"),
+        ),
+        migration(
+            1010,
+            "user ids",
+            include_str!("../../migrations/shared_1010_user_ids.sql"),
+        ),
+    ]
 }
 
 async fn apply(pool: &AnyPool, migrations: Vec<Migration>, what: &str) -> Result<(), ApimError> {
@@ -72,6 +96,25 @@ async fn apply(pool: &AnyPool, migrations: Vec<Migration>, what: &str) -> Result
     m.run(pool)
         .await
         .map_err(|e| ApimError::Storage(format!("{what} migrations: {e}")))
+}
+
+/// Applies only the migrations below `am_below` / `shared_below`: the schema an earlier
+/// version made (tests of upgrades).
+#[cfg(feature = "test-util")]
+pub(super) async fn run_below(
+    am: &AnyPool,
+    am_kind: DbKind,
+    shared_pool: &AnyPool,
+    am_below: i64,
+    shared_below: i64,
+) -> Result<(), ApimError> {
+    let old = |v: Vec<Migration>, below: i64| {
+        v.into_iter()
+            .filter(|m| m.version < below)
+            .collect::<Vec<_>>()
+    };
+    apply(am, old(apimgt(am_kind), am_below), "apimgtdb").await?;
+    apply(shared_pool, old(shared(), shared_below), "shareddb").await
 }
 
 pub(super) async fn run(

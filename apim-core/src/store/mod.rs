@@ -24,6 +24,7 @@ mod applications;
 mod migrate;
 mod oauth;
 mod outbox;
+mod passwords;
 mod policies;
 mod seed;
 mod users;
@@ -45,8 +46,8 @@ use crate::ApimError;
 pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
+pub use passwords::{CredentialSnapshot, PasswordPolicy, PasswordStats};
 pub use seed::{default_policies, SeedReport};
-pub use users::password_matches;
 
 /// Handle to the databases. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -65,6 +66,8 @@ struct Inner {
     relay: RwLock<Option<InProcessBus>>,
     /// apimgtdb URL (PostgreSQL LISTEN needs its own connection).
     am_url: String,
+    /// Password checks: backoff, hashing pool, remembered successes.
+    passwords: RwLock<Arc<passwords::PasswordGuard>>,
 }
 
 /// A write transaction on apimgtdb that collects events for the outbox.
@@ -108,6 +111,25 @@ async fn open_pool(url: &str, max: u32) -> Result<(AnyPool, DbKind), ApimError> 
         )
     })?;
     Ok((pool, kind))
+}
+
+/// Creates the schema an earlier version made: only migrations below `am_below` /
+/// `shared_below`, in apimgtdb at `am_url` and shareddb at `shared_url` (the same database when
+/// `None`). Returns pools `(apimgtdb, shareddb)` for writing rows the way that version did.
+#[cfg(feature = "test-util")]
+pub(crate) async fn previous_schema(
+    am_url: &str,
+    shared_url: Option<&str>,
+    am_below: i64,
+    shared_below: i64,
+) -> Result<(AnyPool, AnyPool), ApimError> {
+    let (am, kind) = open_pool(am_url, 2).await?;
+    let shared = match shared_url {
+        Some(u) => open_pool(u, 2).await?.0,
+        None => am.clone(),
+    };
+    migrate::run_below(&am, kind, &shared, am_below, shared_below).await?;
+    Ok((am, shared))
 }
 
 impl Store {
@@ -158,11 +180,59 @@ impl Store {
                 committed: watch::channel(Seq(0)).0,
                 relay: RwLock::new(None),
                 am_url: apimgt_url.to_owned(),
+                passwords: RwLock::new(Arc::new(passwords::PasswordGuard::new(
+                    PasswordPolicy::default(),
+                ))),
             }),
         };
         let last = store.last_seq().await?;
         store.inner.committed.send_replace(last);
         Ok(store)
+    }
+
+    /// Replaces the password policy (hashing pool, backoff, cache); failure counts and
+    /// remembered credentials start over.
+    pub fn set_password_policy(&self, policy: PasswordPolicy) -> Result<(), ApimError> {
+        policy.validate()?;
+        *self
+            .inner
+            .passwords
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(passwords::PasswordGuard::new(policy));
+        Ok(())
+    }
+
+    /// The password policy in force.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        self.passwords().policy().clone()
+    }
+
+    /// Counters of the password checks.
+    pub fn password_stats(&self) -> PasswordStats {
+        self.passwords().stats()
+    }
+
+    /// Password checks holding or waiting for a hashing slot.
+    pub fn password_checks_queued(&self) -> usize {
+        self.passwords().queued()
+    }
+
+    /// Runs CPU-heavy credential work `f` in the bounded password-hashing pool (a blocking
+    /// thread, once a slot is free; 503 when the pool and its queue are full).
+    pub async fn in_password_pool<T, F>(&self, f: F) -> Result<T, ApimError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.passwords().run(f).await
+    }
+
+    pub(crate) fn passwords(&self) -> Arc<passwords::PasswordGuard> {
+        self.inner
+            .passwords
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Which backend this is.

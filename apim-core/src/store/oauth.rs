@@ -80,13 +80,15 @@ impl Store {
         secret: &str,
     ) -> Result<OAuthClient, ApimError> {
         client.created_time = now_ms();
+        let owner_id = self.owner_id_for(&client.owner).await?;
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO oauth_clients (client_id, secret_hash, owner, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO oauth_clients (client_id, secret_hash, owner, body, created_at, owner_id) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&client.client_id)
             .bind(hash_secret(secret))
             .bind(&client.owner)
             .bind(to_json(&client)?)
             .bind(client.created_time)
+            .bind(owner_id)
             .execute(tx.conn())
             .await?;
         tx.commit().await?;
@@ -103,6 +105,119 @@ impl Store {
             .fetch_optional(self.am())
             .await?;
         row.map(|r| from_row(&r, "body")).transpose()
+    }
+
+    /// Whether the account that owns `client` still exists — the same account, not a later
+    /// one with the same name (clients are bound to the owner's immutable id).
+    pub async fn oauth_client_owner_live(&self, client: &OAuthClient) -> Result<bool, ApimError> {
+        let bound: Option<String> = sqlx::query(
+            "SELECT COALESCE(owner_id, 'u-' || owner) FROM oauth_clients WHERE client_id = $1",
+        )
+        .bind(&client.client_id)
+        .fetch_optional(self.am())
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+        let current = self.user_id_of(&client.owner).await?;
+        Ok(bound.is_some() && bound == current)
+    }
+
+    /// The id an entity owned by `username` is bound to: the user's id, or for a name without
+    /// an account (embedded use, tests) the id a migrated row of that name carries.
+    pub(crate) async fn owner_id_for(&self, username: &str) -> Result<String, ApimError> {
+        Ok(self
+            .user_id_of(username)
+            .await?
+            .unwrap_or_else(|| format!("u-{username}")))
+    }
+
+    /// Revokes `username`'s refresh tokens and authorization codes (password change, account
+    /// deletion): none of them mints a token afterwards.
+    pub async fn revoke_user_grants(&self, username: &str) -> Result<u64, ApimError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE oauth_tokens SET revoked = 1 WHERE username = $1 AND kind IN ('refresh', 'code') AND revoked = 0",
+        )
+        .bind(username)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// After an account is deleted: removes its applications (with their subscriptions, key
+    /// mappings and OAuth clients; APPLICATION_DELETE for the gateways) and its other OAuth
+    /// clients, revokes its refresh tokens and codes, and revokes the opaque access tokens of
+    /// the user and of the removed clients (TOKEN_REVOCATION for the gateways).
+    pub(crate) async fn remove_user_artifacts(
+        &self,
+        user_id: &str,
+        username: &str,
+    ) -> Result<(), ApimError> {
+        let apps = sqlx::query("SELECT id FROM applications WHERE owner_id = $1")
+            .bind(user_id)
+            .fetch_all(self.am())
+            .await?;
+        let mut clients: Vec<String> = Vec::new();
+        for a in apps {
+            let id: String = a.try_get(0)?;
+            for m in self.key_mappings(&id).await? {
+                clients.push(m.consumer_key);
+            }
+            match self.delete_application(&id).await {
+                Ok(()) | Err(ApimError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let own = sqlx::query("SELECT client_id FROM oauth_clients WHERE owner_id = $1")
+            .bind(user_id)
+            .fetch_all(self.am())
+            .await?;
+        for c in own {
+            let id: String = c.try_get(0)?;
+            match self.delete_oauth_client(&id).await {
+                Ok(()) | Err(ApimError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            clients.push(id);
+        }
+        self.revoke_user_grants(username).await?;
+        // opaque access tokens: of the user, and of the removed clients (client_credentials)
+        let mut live = sqlx::query(
+            "SELECT jti, expires_at, client_id FROM oauth_tokens WHERE username = $1 AND kind = 'access' AND revoked = 0 AND expires_at > $2",
+        )
+        .bind(username)
+        .bind(now_secs())
+        .fetch_all(self.am())
+        .await?;
+        for c in &clients {
+            live.extend(
+                sqlx::query(
+                    "SELECT jti, expires_at, client_id FROM oauth_tokens WHERE client_id = $1 AND kind = 'access' AND revoked = 0 AND expires_at > $2",
+                )
+                .bind(c)
+                .bind(now_secs())
+                .fetch_all(self.am())
+                .await?,
+            );
+        }
+        for r in live {
+            self.revoke_token(TokenRevocation {
+                jti: r.try_get(0)?,
+                token_type: "OPAQUE".into(),
+                expiry_time: r.try_get(1)?,
+                consumer_key: Some(r.try_get(2)?),
+            })
+            .await?;
+        }
+        for c in &clients {
+            sqlx::query("UPDATE oauth_tokens SET revoked = 1 WHERE client_id = $1")
+                .bind(c)
+                .execute(self.am())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Authenticates a client: `Some(client)` when the secret matches (constant-time compare of
@@ -178,13 +293,14 @@ impl Store {
     /// Stores a token under the SHA-256 of its value.
     pub async fn put_token(&self, value: &str, token: &StoredToken) -> Result<(), ApimError> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO oauth_tokens (token_hash, kind, client_id, jti, body, expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, 0)")
+        sqlx::query("INSERT INTO oauth_tokens (token_hash, kind, client_id, jti, body, expires_at, revoked, username) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)")
             .bind(hash_secret(value))
             .bind(&token.kind)
             .bind(&token.client_id)
             .bind(&token.jti)
             .bind(to_json(token)?)
             .bind(token.expires_at)
+            .bind(&token.username)
             .execute(tx.conn())
             .await?;
         tx.commit().await?;

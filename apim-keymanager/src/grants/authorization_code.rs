@@ -58,6 +58,7 @@ pub(crate) async fn grant(
         username: stored.username,
         scopes: stored.scopes,
         refresh: true,
+        refresh_expires_at: None,
     })
 }
 

@@ -13,11 +13,19 @@ pub(crate) async fn grant(
     client: &OAuthClient,
     form: &OAuthForm,
 ) -> Result<Grant, OAuthError> {
+    // the client acts for its owner: the same account, still there (not a later sign-up
+    // with a deleted owner's name)
+    if !km.inner.store.oauth_client_owner_live(client).await? {
+        return Err(OAuthError::invalid_client(
+            "the client's owner account no longer exists",
+        ));
+    }
     let owner = km.inner.store.get_user(&client.owner).await?;
     let scopes = scopes::resolve(client, owner.as_ref(), form.get("scope"))?;
     Ok(Grant {
         username: client.owner.clone(),
         scopes,
         refresh: false,
+        refresh_expires_at: None,
     })
 }

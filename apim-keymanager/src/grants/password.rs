@@ -24,5 +24,6 @@ pub(crate) async fn grant(
         username: user.username,
         scopes,
         refresh: true,
+        refresh_expires_at: None,
     })
 }

@@ -1,5 +1,6 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation: the presented refresh token is
 //! consumed atomically and a new one is issued, so a used refresh token is invalid afterwards.
+//! The new one expires when the presented one would have (the grant's absolute lifetime).
 
 use apim_core::store::OAuthClient;
 
@@ -32,5 +33,8 @@ pub(crate) async fn grant(
         username: stored.username,
         scopes,
         refresh: true,
+        // the new refresh token ends when the presented one would have: rotation never
+        // extends a grant past its first refresh token's lifetime
+        refresh_expires_at: Some(stored.expires_at),
     })
 }

@@ -1,8 +1,9 @@
 //! [`BasicAuthValidator`]: `Authorization: Basic` user credentials for APIs secured with Basic
 //! auth. It asks its [`UserVerifier`] every time, so a changed password, a removed user or new
-//! roles apply to the next request. Remembering verified credentials (PBKDF2 is slow on
-//! purpose) is the verifier's job: [`KeyManager`] does, keyed by the stored password hash too;
-//! a bare [`Store`] runs PBKDF2 on every call.
+//! roles apply to the next request. The store's one password check
+//! ([`Store::check_password`]) throttles failures per account and client address, bounds the
+//! PBKDF2 work and remembers successes per credential version; [`KeyManager`] and [`Store`]
+//! both go through it.
 
 use std::sync::Arc;
 
@@ -20,6 +21,18 @@ use crate::KeyManager;
 pub trait UserVerifier: Send + Sync + 'static {
     /// The user, if the password is right.
     async fn verify(&self, username: &str, password: &str) -> Result<Option<User>, ApimError>;
+
+    /// [`UserVerifier::verify`] for a client at `from`, for verifiers that count failures per
+    /// client address too.
+    async fn verify_from(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Option<User>, ApimError> {
+        let _ = from;
+        self.verify(username, password).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -27,12 +40,30 @@ impl UserVerifier for Store {
     async fn verify(&self, username: &str, password: &str) -> Result<Option<User>, ApimError> {
         self.verify_user(username, password).await
     }
+
+    async fn verify_from(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Option<User>, ApimError> {
+        self.check_password(username, password, from).await
+    }
 }
 
 #[async_trait::async_trait]
 impl UserVerifier for KeyManager {
     async fn verify(&self, username: &str, password: &str) -> Result<Option<User>, ApimError> {
         self.verify_user(username, password).await
+    }
+
+    async fn verify_from(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Option<User>, ApimError> {
+        self.verify_user_from(username, password, from).await
     }
 }
 
@@ -75,7 +106,7 @@ impl KeyValidator for BasicAuthValidator {
             .ok_or_else(|| ApimError::MissingCredentials("no Basic credentials".into()))?;
         let u = self
             .users
-            .verify(&user, &pw)
+            .verify_from(&user, &pw, req.client_ip)
             .await?
             .ok_or_else(|| ApimError::InvalidCredentials("invalid user credentials".into()))?;
         let mut scopes: Vec<String> = u.granted_scopes().into_iter().map(str::to_owned).collect();

@@ -29,17 +29,35 @@ impl HttpUserVerifier {
 #[async_trait::async_trait]
 impl UserVerifier for HttpUserVerifier {
     async fn verify(&self, username: &str, password: &str) -> Result<Option<User>, ApimError> {
+        self.verify_from(username, password, None).await
+    }
+
+    async fn verify_from(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Option<User>, ApimError> {
         let fail = |e: String| ApimError::BackendUnavailable(format!("user check: {e}"));
         let body = serde_json::to_vec(&VerifyRequest {
             username: username.to_owned(),
             password: password.to_owned(),
+            client_ip: from,
         })
         .map_err(|e| fail(e.to_string()))?;
-        let (status, bytes) = self
+        let (status, headers, bytes) = self
             .endpoint
-            .post("application/json", body)
+            .post_full("application/json", body)
             .await
             .map_err(fail)?;
+        let retry_after = || {
+            let secs = headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            std::time::Duration::from_secs(secs.clamp(1, 3600))
+        };
         let code = || {
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
@@ -52,6 +70,13 @@ impl UserVerifier for HttpUserVerifier {
             // wrong credentials (900901); a refused internal token is the gateway's fault, not
             // the caller's, and falls through to an error
             401 if code() == Some(900901) => Ok(None),
+            // the Key Manager's lock-out or full hashing pool, passed on to the client
+            429 => Err(ApimError::TooManyAttempts {
+                retry_after: retry_after(),
+            }),
+            503 if code() == Some(503) => Err(ApimError::Overloaded {
+                retry_after: retry_after(),
+            }),
             s => Err(fail(format!(
                 "status {s}: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)])

@@ -52,8 +52,15 @@ pub async fn key_manager(store: Store) -> KeyManager {
         .expect("key manager")
 }
 
-/// Registers a client owned by `admin` in-process.
+/// Registers a client owned by `admin` in-process (creating the account if the store has
+/// none: a client acts for an existing account).
 pub async fn client(km: &KeyManager, reg: ClientRegistration) -> RegisteredClient {
+    if km.store().get_user("admin").await.expect("user").is_none() {
+        km.store()
+            .create_user("admin", ADMIN_PW, &["admin".to_owned()], None)
+            .await
+            .expect("admin");
+    }
     km.register_client(reg, "admin").await.expect("register")
 }
 

@@ -1,4 +1,5 @@
-//! Users and roles. Changing a user's password, roles or account drops their cached Basic checks.
+//! Users and roles. A password change or an account deletion revokes the user's refresh tokens
+//! and codes; a deletion also removes the user's applications and OAuth clients.
 
 use apim_core::model::{scopes, User};
 use apim_core::ApimError;
@@ -87,7 +88,6 @@ pub(crate) async fn delete(
         ));
     }
     p.store().delete_user(&name).await?;
-    p.auth().forget(&name);
     Ok(StatusCode::OK)
 }
 
@@ -109,7 +109,6 @@ pub(crate) async fn set_roles(
 ) -> Result<Json<User>, ApimError> {
     caller.require(scopes::ADMIN)?;
     let user = p.store().set_roles(&name, &b.roles).await?;
-    p.auth().forget(&name);
     Ok(Json(user))
 }
 
@@ -131,7 +130,6 @@ pub(crate) async fn set_password(
 ) -> Result<StatusCode, ApimError> {
     caller.require(scopes::ADMIN)?;
     p.store().set_password(&name, &b.password).await?;
-    p.auth().forget(&name);
     Ok(StatusCode::OK)
 }
 

@@ -20,7 +20,14 @@ pub(crate) async fn owned_app(
 ) -> Result<Application, ApimError> {
     caller.require(scopes::SUBSCRIBE)?;
     match p.store().get_application(id).await {
-        Ok(app) if app.owner == caller.name() => Ok(app),
+        // bound to the account's immutable id: a later account with a deleted user's name
+        // inherits nothing
+        Ok(app)
+            if app.owner == caller.name()
+                && p.store().application_owned_by(id, &caller.user.id).await? =>
+        {
+            Ok(app)
+        }
         Ok(_) | Err(ApimError::NotFound(_)) => {
             Err(ApimError::NotFound(format!("application {id}")))
         }
@@ -41,13 +48,13 @@ pub(crate) async fn list(
     let (apps, total) = match paging.query.as_deref() {
         None => {
             p.store()
-                .list_applications(Some(caller.name()), limit, offset)
+                .list_user_applications(&caller.user.id, limit, offset)
                 .await?
         }
         Some(q) => {
             let (all, _) = p
                 .store()
-                .list_applications(Some(caller.name()), 1000, 0)
+                .list_user_applications(&caller.user.id, 1000, 0)
                 .await?;
             let q = q.to_lowercase();
             let hits: Vec<_> = all

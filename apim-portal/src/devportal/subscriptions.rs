@@ -64,7 +64,7 @@ pub(crate) async fn list(
         None => {
             let (apps, _) = p
                 .store()
-                .list_applications(Some(caller.name()), 1000, 0)
+                .list_user_applications(&caller.user.id, 1000, 0)
                 .await?;
             let mut out = Vec::new();
             for a in apps {
