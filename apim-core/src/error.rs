@@ -126,6 +126,9 @@ pub enum ApimError {
     /// 413: body over the limit.
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
+    /// 408: the client did not send its request (body) in time.
+    #[error("request timeout: {0}")]
+    ClientTimeout(String),
     /// Invalid configuration; used at start-up, names the field.
     #[error("invalid configuration: {field}: {message}")]
     Config {
@@ -188,6 +191,7 @@ impl ApimError {
             Validation { .. } | BadRequest(_) | Config { .. } => StatusCode::BAD_REQUEST,
             Conflict(_) => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -237,6 +241,7 @@ impl ApimError {
             NotFound(_) => "Not Found",
             Conflict(_) => "Conflict",
             PayloadTooLarge(_) => "Payload Too Large",
+            ClientTimeout(_) => "Request Timeout",
             Storage(_) | Internal(_) => "Internal Server Error",
         }
     }

@@ -5,8 +5,12 @@
 //! body: past the limit it yields [`BodyTooLarge`], which the proxy maps to 413.
 
 use std::fmt;
+use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -199,6 +203,139 @@ impl Body for GatewayBody {
             Kind::Boxed(b) => b.size_hint(),
         }
     }
+}
+
+/// The client sent no bytes of its request body for the client-body timeout
+/// (`gateway.client_body_timeout_ms`): the proxy answers 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client sent no request body bytes for {0:?}")]
+pub struct ClientBodyTimeout(pub std::time::Duration);
+
+/// How long a request's body kept the gateway waiting for its client (shared between the
+/// body, which is being sent to the backend, and the proxy, whose endpoint timer must not
+/// count that time against the backend). Atomics, but one task uses them.
+#[derive(Debug)]
+pub(crate) struct ClientWait {
+    /// When the request began (the base of `since_us`).
+    base: tokio::time::Instant,
+    /// Finished waits, µs.
+    waited_us: AtomicU64,
+    /// Start of the wait in progress, µs after `base` + 1 (0: none in progress).
+    since_us: AtomicU64,
+}
+
+impl ClientWait {
+    fn new() -> Self {
+        ClientWait {
+            base: tokio::time::Instant::now(),
+            waited_us: AtomicU64::new(0),
+            since_us: AtomicU64::new(0),
+        }
+    }
+
+    fn micros(&self, at: tokio::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The time spent waiting for the client up to `now`, the wait in progress included.
+    pub(crate) fn waited(&self, now: tokio::time::Instant) -> Duration {
+        let mut us = self.waited_us.load(Ordering::Relaxed);
+        let since = self.since_us.load(Ordering::Relaxed);
+        if since != 0 {
+            us += self.micros(now).saturating_sub(since - 1);
+        }
+        Duration::from_micros(us)
+    }
+}
+
+/// A client's request body that fails with [`ClientBodyTimeout`] when the client sends
+/// nothing for `timeout`, and keeps count of the time spent waiting for it ([`ClientWait`]).
+/// The timer is made at the first wait (a body that arrives without waiting needs none) and
+/// moved for the waits after it.
+struct ClientBody {
+    inner: GatewayBody,
+    timeout: Duration,
+    wait: Arc<ClientWait>,
+    waiting: Option<tokio::time::Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if this.waiting.is_none() {
+                    let now = tokio::time::Instant::now();
+                    this.waiting = Some(now);
+                    let w = &this.wait;
+                    w.since_us.store(w.micros(now) + 1, Ordering::Relaxed);
+                    let deadline = now + this.timeout;
+                    match &mut this.timer {
+                        Some(t) => t.as_mut().reset(deadline),
+                        None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                match this.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+                    Some(Poll::Ready(())) => {
+                        Poll::Ready(Some(Err(Box::new(ClientBodyTimeout(this.timeout)))))
+                    }
+                    _ => Poll::Pending,
+                }
+            }
+            ready => {
+                if let Some(since) = this.waiting.take() {
+                    let w = &this.wait;
+                    let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    w.waited_us.fetch_add(us, Ordering::Relaxed);
+                    w.since_us.store(0, Ordering::Relaxed);
+                }
+                ready
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl GatewayBody {
+    /// This body (a client's request body), failing with [`ClientBodyTimeout`] when the
+    /// client sends nothing for `timeout`; with the record of the time spent waiting for it.
+    pub(crate) fn client_timed(self, timeout: Duration) -> (GatewayBody, Arc<ClientWait>) {
+        let wait = Arc::new(ClientWait::new());
+        let body = ClientBody {
+            inner: self,
+            timeout,
+            wait: wait.clone(),
+            waiting: None,
+            timer: None,
+        };
+        (GatewayBody::boxed(body), wait)
+    }
+}
+
+/// Whether an error (or anything in its source chain) is a [`ClientBodyTimeout`].
+pub fn is_client_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<ClientBodyTimeout>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Whether an error (or anything in its source chain) is a [`BodyTooLarge`].

@@ -288,7 +288,15 @@ impl Flow {
                 .await
             {
                 Ok(res) => res,
-                Err(e) => e.to_response(),
+                Err(e) => {
+                    let mut res = e.to_response();
+                    if matches!(e, ApimError::ClientTimeout(_)) {
+                        // the rest of the body may still come: the connection is done
+                        res.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    res
+                }
             };
             let headers = http::HeaderMap::new();
             self.decider.record(
