@@ -7,11 +7,14 @@
 use std::fmt;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use apim_core::artifacts::RouteMatch;
+use apim_core::auth::AuthContext;
+use apim_core::throttle::{Outcome, ThrottleContext, ThrottleDecider};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
@@ -44,6 +47,9 @@ pub struct GatewayBody {
     kind: Kind,
     /// Bytes still allowed, and the limit (for the error), when limited.
     limit: Option<(u64, u64)>,
+    /// Counts the bytes that go through and reports them when the body ends or is dropped
+    /// (bandwidth accounting of a response whose length was not known at its head).
+    meter: Option<Box<Metered>>,
 }
 
 impl fmt::Debug for GatewayBody {
@@ -66,6 +72,7 @@ impl GatewayBody {
         GatewayBody {
             kind: Kind::Full(None),
             limit: None,
+            meter: None,
         }
     }
 
@@ -79,6 +86,7 @@ impl GatewayBody {
         GatewayBody {
             kind: Kind::Boxed(body.map_err(Into::into).boxed()),
             limit: None,
+            meter: None,
         }
     }
 
@@ -86,6 +94,18 @@ impl GatewayBody {
     pub fn limited(mut self, limit: u64) -> Self {
         self.limit = Some((limit, limit));
         self
+    }
+
+    /// Counts the bytes of this (response) body and hands them to `meter` when it ends or is
+    /// dropped.
+    pub(crate) fn metered(&mut self, meter: Box<Metered>) {
+        self.meter = Some(meter);
+    }
+
+    /// The end of the stream: a meter reports now.
+    fn ended(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        drop(self.meter.take());
+        Poll::Ready(None)
     }
 
     /// The fields of a backend's response that the proxy left as they arrived (see
@@ -110,6 +130,7 @@ impl From<Bytes> for GatewayBody {
         GatewayBody {
             kind: Kind::Full((!b.is_empty()).then_some(b)),
             limit: None,
+            meter: None,
         }
     }
 }
@@ -131,6 +152,7 @@ impl From<Incoming> for GatewayBody {
         GatewayBody {
             kind: Kind::Incoming(b),
             limit: None,
+            meter: None,
         }
     }
 }
@@ -140,6 +162,7 @@ impl From<BackendBody> for GatewayBody {
         GatewayBody {
             kind: Kind::Backend(b),
             limit: None,
+            meter: None,
         }
     }
 }
@@ -157,25 +180,29 @@ impl Body for GatewayBody {
         let frame = match &mut this.kind {
             Kind::Full(b) => match b.take() {
                 Some(b) => Frame::data(b),
-                None => return Poll::Ready(None),
+                None => return this.ended(),
             },
             Kind::Incoming(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Ready(Some(Ok(f))) => f,
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => return this.ended(),
                 Poll::Pending => return Poll::Pending,
             },
             Kind::Backend(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Ready(Some(Ok(f))) => f,
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => return this.ended(),
                 Poll::Pending => return Poll::Pending,
             },
             Kind::Boxed(b) => match Pin::new(b).poll_frame(cx) {
                 Poll::Ready(Some(Ok(f))) => f,
+                Poll::Ready(None) => return this.ended(),
                 other => return other,
             },
         };
+        if let (Some(m), Some(data)) = (&mut this.meter, frame.data_ref()) {
+            m.response_bytes += data.len() as u64;
+        }
         if let (Some((left, limit)), Some(data)) = (&mut this.limit, frame.data_ref()) {
             let n = data.len() as u64;
             if n > *left {
@@ -205,6 +232,51 @@ impl Body for GatewayBody {
     }
 }
 
+/// Post-response accounting of a response whose length was not known at its head (or whose
+/// request body had not been read to its end): the bytes that went through, reported to
+/// the throttle decider when the body ends or is dropped (a client that went away).
+pub(crate) struct Metered {
+    pub(crate) decider: Arc<dyn ThrottleDecider>,
+    pub(crate) method: http::Method,
+    pub(crate) uri: http::Uri,
+    pub(crate) client_ip: Option<std::net::IpAddr>,
+    pub(crate) route: RouteMatch,
+    pub(crate) auth: Arc<AuthContext>,
+    /// The request's `Content-Length` (what the decision counted).
+    pub(crate) declared: u64,
+    /// The request body's bytes, counted as they were read.
+    pub(crate) request: Option<Arc<ClientWait>>,
+    pub(crate) status: u16,
+    pub(crate) response_bytes: u64,
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        let headers = http::HeaderMap::new();
+        let ctx = ThrottleContext {
+            method: &self.method,
+            uri: &self.uri,
+            headers: &headers,
+            client_ip: self.client_ip,
+            route: Some(&self.route),
+            auth: Some(&self.auth),
+            request_bytes: self.declared,
+        };
+        let request_bytes = self
+            .request
+            .as_ref()
+            .map_or(self.declared, |r| r.bytes());
+        self.decider.record(
+            &ctx,
+            &Outcome {
+                status: self.status,
+                request_bytes,
+                response_bytes: self.response_bytes,
+            },
+        );
+    }
+}
+
 /// The client sent no bytes of its request body for the client-body timeout
 /// (`gateway.client_body_timeout_ms`): the proxy answers 408.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -222,6 +294,10 @@ pub(crate) struct ClientWait {
     waited_us: AtomicU64,
     /// Start of the wait in progress, µs after `base` + 1 (0: none in progress).
     since_us: AtomicU64,
+    /// Body bytes read from the client so far.
+    bytes: AtomicU64,
+    /// The body has been read to its end.
+    done: AtomicBool,
 }
 
 impl ClientWait {
@@ -230,11 +306,23 @@ impl ClientWait {
             base: tokio::time::Instant::now(),
             waited_us: AtomicU64::new(0),
             since_us: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            done: AtomicBool::new(false),
         }
     }
 
     fn micros(&self, at: tokio::time::Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The body bytes read from the client so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the body has been read to its end.
+    pub(crate) fn done(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
     }
 
     /// The time spent waiting for the client up to `now`, the wait in progress included.
@@ -290,11 +378,20 @@ impl Body for ClientBody {
                 }
             }
             ready => {
+                let w = &this.wait;
                 if let Some(since) = this.waiting.take() {
-                    let w = &this.wait;
                     let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
                     w.waited_us.fetch_add(us, Ordering::Relaxed);
                     w.since_us.store(0, Ordering::Relaxed);
+                }
+                match &ready {
+                    Poll::Ready(Some(Ok(f))) => {
+                        if let Some(d) = f.data_ref() {
+                            w.bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
+                        }
+                    }
+                    Poll::Ready(None) => w.done.store(true, Ordering::Relaxed),
+                    _ => {}
                 }
                 ready
             }

@@ -457,3 +457,112 @@ async fn client_that_stops_reading_is_closed_after_the_send_timeout() {
         assert!(total < LEN, "{server:?}: the whole response came: {total}");
     }
 }
+
+/// Admits everything and keeps what `record` was told.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<apim_core::throttle::Outcome>>);
+
+#[async_trait::async_trait]
+impl apim_core::throttle::ThrottleDecider for Recorder {
+    async fn decide(
+        &self,
+        _ctx: &apim_core::throttle::ThrottleContext<'_>,
+    ) -> apim_core::throttle::Decision {
+        apim_core::throttle::Decision::Allow
+    }
+    fn record(
+        &self,
+        _ctx: &apim_core::throttle::ThrottleContext<'_>,
+        outcome: &apim_core::throttle::Outcome,
+    ) {
+        self.0.lock().unwrap().push(*outcome);
+    }
+}
+
+/// A backend answering every request with a chunked body of `len` bytes (no length).
+async fn chunked_backend(len: usize) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                let mut got = Vec::new();
+                // the head, then the request's chunked body up to its last chunk
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got);
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    if !text[..end].to_ascii_lowercase().contains("chunked")
+                        || text.ends_with("0\r\n\r\n")
+                    {
+                        break;
+                    }
+                }
+                let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(1000);
+                    out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                    out.extend(std::iter::repeat_n(b'c', n));
+                    out.extend_from_slice(b"\r\n");
+                    left -= n;
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+                let _ = s.write_all(&out).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Item 12: bandwidth counts the bytes that went through, both ways: a chunked request
+/// body (no `Content-Length`) and a chunked response are reported with their real sizes.
+#[tokio::test]
+async fn bandwidth_counts_streamed_bytes_both_ways() {
+    let url = chunked_backend(7_500).await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let gw = serve(build_gateway_with(
+        vec![api("bw", "/bw", http_ep(&url))],
+        test_config(),
+        recorder.clone(),
+    ))
+    .await;
+    let body = "q".repeat(20_000);
+    let req = format!(
+        "POST /bw/1.0.0/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len(),
+        body.len()
+    );
+    let r = raw(gw.addr, req.as_bytes()).await;
+    assert_eq!(status_of(&r), 200, "{}", &r[..r.len().min(300)]);
+    let mut outcomes = Vec::new();
+    for _ in 0..50 {
+        outcomes = recorder.0.lock().unwrap().clone();
+        if !outcomes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].request_bytes, 40_000);
+    assert_eq!(outcomes[0].response_bytes, 7_500);
+    // a GET answered with a length: reported at once, as before
+    let gw2 = serve(build_gateway_with(
+        vec![api("bw", "/bw", http_ep(&backend().await.url()))],
+        test_config(),
+        recorder.clone(),
+    ))
+    .await;
+    let r = get(gw2.addr, "/bw/1.0.0/x", &[("authorization", "Bearer good")]).await;
+    assert_eq!(status_of(&r), 200);
+    let last = *recorder.0.lock().unwrap().last().unwrap();
+    assert_eq!(last.request_bytes, 0);
+    assert_eq!(last.response_bytes as usize, r.split("\r\n\r\n").nth(1).unwrap().len());
+}

@@ -174,7 +174,7 @@ impl Service<Request<GatewayBody>> for Proxy {
             let auth = ext.remove::<Arc<AuthContext>>();
             let transport = Transport::take_from(ext);
             let res = proxy
-                .forward(req, &route, auth.as_deref(), transport, None, false)
+                .forward(req, &route, auth.as_deref(), transport, None, false, &mut None)
                 .await;
             Ok(match res {
                 Ok(mut res) => {
@@ -277,7 +277,8 @@ impl Proxy {
     /// when the caller gives up on the request anyway (an endpoint timeout that would end
     /// later needs no timer of its own). `keep_fields`: the caller writes the response to an
     /// HTTP/1.1 client and reads none of its fields, so they may stay as they arrived
-    /// ([`GatewayBody::backend_fields`]) instead of in the header map.
+    /// ([`GatewayBody::backend_fields`]) instead of in the header map. `request_meter`: set
+    /// to the count of the request body's bytes when there is a body.
     // a function returning an `async move` block, not an `async fn`: an async fn's future
     // keeps each argument twice (the argument and the body's copy of it, rust-lang/rust#62958),
     // and the request alone is 384 bytes; here only its parts are kept, once
@@ -289,6 +290,7 @@ impl Proxy {
         transport: Transport,
         deadline: Option<Instant>,
         keep_fields: bool,
+        request_meter: &'a mut Option<Arc<ClientWait>>,
     ) -> impl Future<Output = Result<Response<GatewayBody>, ApimError>> + 'a {
         let (mut parts, body) = req.into_parts();
         async move {
@@ -362,9 +364,9 @@ impl Proxy {
             let mut client_wait = None;
             let body_timeout = shared.settings.client_body_timeout;
             if replayable && !body.is_end_stream() {
+                let (body, wait) = body.client_timed(body_timeout);
+                *request_meter = Some(wait);
                 buffered = body
-                    .client_timed(body_timeout)
-                    .0
                     .limited(limit)
                     .collect()
                     .await
@@ -375,6 +377,7 @@ impl Proxy {
                     body
                 } else {
                     let (body, wait) = body.client_timed(body_timeout);
+                    *request_meter = Some(wait.clone());
                     client_wait = Some(wait);
                     body.limited(limit)
                 });
