@@ -566,3 +566,48 @@ async fn bandwidth_counts_streamed_bytes_both_ways() {
     assert_eq!(last.request_bytes, 0);
     assert_eq!(last.response_bytes as usize, r.split("\r\n\r\n").nth(1).unwrap().len());
 }
+
+/// Also found: an API deployed on the Default environment's default vhost (`localhost`)
+/// answers a request for `127.0.0.1:8280` or a load balancer's name (hosts no vhost
+/// claims); one deployed on a named vhost keeps its host.
+#[tokio::test]
+async fn default_vhost_serves_hosts_no_vhost_claims() {
+    use apim_core::artifacts::{ArtifactStore, GatewayData, InMemoryArtifacts};
+    let b = backend().await;
+    let env: apim_core::model::Environment = serde_json::from_value(serde_json::json!({
+        "name": "Default",
+        "vhosts": [{"host": "localhost"}, {"host": "api.example.com"}]
+    }))
+    .unwrap();
+    let mut on_default = deployment(api("d", "/d", http_ep(&b.url())));
+    on_default.vhost = Some("localhost".into());
+    let mut on_named = deployment(api("n", "/n", http_ep(&b.url())));
+    on_named.vhost = Some("api.example.com".into());
+    let artifacts = std::sync::Arc::new(InMemoryArtifacts::new(vec!["Default".into()]));
+    artifacts.load(GatewayData {
+        deployments: vec![on_default, on_named],
+        environments: vec![env],
+        ..Default::default()
+    });
+    let gw = serve(std::sync::Arc::new(
+        apim_gateway::Gateway::builder()
+            .config(test_config())
+            .artifacts(artifacts)
+            .validator(std::sync::Arc::new(TestValidator))
+            .build()
+            .unwrap(),
+    ))
+    .await;
+    let call = |host: &'static str, path: &'static str| {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer good\r\nConnection: close\r\n\r\n");
+        async move { status_of(&raw(gw.addr, req.as_bytes()).await) }
+    };
+    for host in ["localhost:8280", "127.0.0.1:8280", "lb.example.org"] {
+        assert_eq!(call(host, "/d/1.0.0/x").await, 200, "{host}");
+    }
+    assert_eq!(call("api.example.com", "/d/1.0.0/x").await, 404);
+    assert_eq!(call("api.example.com:8243", "/n/1.0.0/x").await, 200);
+    for host in ["localhost", "127.0.0.1:8280"] {
+        assert_eq!(call(host, "/n/1.0.0/x").await, 404, "{host}");
+    }
+}
