@@ -262,10 +262,7 @@ impl Drop for Metered {
             auth: Some(&self.auth),
             request_bytes: self.declared,
         };
-        let request_bytes = self
-            .request
-            .as_ref()
-            .map_or(self.declared, |r| r.bytes());
+        let request_bytes = self.request.as_ref().map_or(self.declared, |r| r.bytes());
         self.decider.record(
             &ctx,
             &Outcome {

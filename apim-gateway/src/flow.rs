@@ -320,7 +320,9 @@ impl Flow {
                         },
                         &Outcome {
                             status: res.status().as_u16(),
-                            request_bytes: request_meter.as_ref().map_or(request_bytes, |m| m.bytes()),
+                            request_bytes: request_meter
+                                .as_ref()
+                                .map_or(request_bytes, |m| m.bytes()),
                             response_bytes,
                         },
                     );

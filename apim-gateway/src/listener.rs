@@ -142,14 +142,7 @@ pub async fn serve(
             match tls {
                 None => {
                     serve_conn(
-                        &builder,
-                        stream,
-                        flow,
-                        peer,
-                        false,
-                        watcher,
-                        timeouts,
-                        native,
+                        &builder, stream, flow, peer, false, watcher, timeouts, native,
                     )
                     .await;
                 }
@@ -158,17 +151,8 @@ pub async fn serve(
                         .await
                     {
                         Ok(Ok(s)) => {
-                            serve_conn(
-                                &builder,
-                                s,
-                                flow,
-                                peer,
-                                true,
-                                watcher,
-                                timeouts,
-                                native,
-                            )
-                            .await;
+                            serve_conn(&builder, s, flow, peer, true, watcher, timeouts, native)
+                                .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -412,7 +396,10 @@ impl http_body::Body for Tracked {
 /// every `min(idle, send)`, instead of hyper's header-read timer per request.
 async fn watchdog<F: Future>(conn: F, activity: &Activity, timeouts: Timeouts) {
     tokio::pin!(conn);
-    let period = timeouts.idle.min(timeouts.send).max(Duration::from_millis(1));
+    let period = timeouts
+        .idle
+        .min(timeouts.send)
+        .max(Duration::from_millis(1));
     // how many periods make each timeout (the same as before when both are equal)
     let periods = |d: Duration| (d.as_nanos() / period.as_nanos()).max(1);
     let (idle_periods, send_periods) = (periods(timeouts.idle), periods(timeouts.send));
@@ -438,8 +425,7 @@ async fn watchdog<F: Future>(conn: F, activity: &Activity, timeouts: Timeouts) {
             }
             let progress = activity.unblocked.load(Ordering::Relaxed);
             // blocked now, and no blocked write completed since the last look
-            stalled = if activity.write_blocked.load(Ordering::Relaxed) && progress == unblocked
-            {
+            stalled = if activity.write_blocked.load(Ordering::Relaxed) && progress == unblocked {
                 stalled + 1
             } else {
                 0

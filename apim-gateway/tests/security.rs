@@ -365,7 +365,10 @@ async fn cors_star_with_credentials_does_not_reflect_any_origin() {
         };
         let l = r.to_ascii_lowercase();
         assert!(l.contains("access-control-allow-origin: *"), "{r}");
-        assert!(!l.contains("access-control-allow-origin: https://evil"), "{r}");
+        assert!(
+            !l.contains("access-control-allow-origin: https://evil"),
+            "{r}"
+        );
         assert!(!l.contains("access-control-allow-credentials"), "{r}");
     }
     let r = get(
@@ -505,7 +508,9 @@ async fn chunked_backend(len: usize) -> String {
                         break;
                     }
                 }
-                let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+                let mut out =
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                        .to_vec();
                 let mut left = len;
                 while left > 0 {
                     let n = left.min(1000);
@@ -564,7 +569,10 @@ async fn bandwidth_counts_streamed_bytes_both_ways() {
     assert_eq!(status_of(&r), 200);
     let last = *recorder.0.lock().unwrap().last().unwrap();
     assert_eq!(last.request_bytes, 0);
-    assert_eq!(last.response_bytes as usize, r.split("\r\n\r\n").nth(1).unwrap().len());
+    assert_eq!(
+        last.response_bytes as usize,
+        r.split("\r\n\r\n").nth(1).unwrap().len()
+    );
 }
 
 /// Also found: an API deployed on the Default environment's default vhost (`localhost`)

@@ -514,7 +514,9 @@ async fn api_key_limits_validated_at_issue_and_referer_matched_in_linear_time() 
         let mut r = key_request(ip);
         r.permitted_referer = referer.map(Into::into);
         match km.issue_api_key(r) {
-            Err(ApimError::Validation { field: f, .. }) => assert_eq!(f, field, "{ip:?} {referer:?}"),
+            Err(ApimError::Validation { field: f, .. }) => {
+                assert_eq!(f, field, "{ip:?} {referer:?}")
+            }
             other => panic!("{ip:?} {referer:?}: {other:?}"),
         }
     }
@@ -535,8 +537,15 @@ async fn api_key_limits_validated_at_issue_and_referer_matched_in_linear_time() 
         ip: None,
     };
     let t = std::time::Instant::now();
-    assert_eq!(err_code(v.validate(&req.meta(Some(&route(0)))).await), 900908);
-    assert!(t.elapsed() < std::time::Duration::from_millis(200), "{:?}", t.elapsed());
+    assert_eq!(
+        err_code(v.validate(&req.meta(Some(&route(0)))).await),
+        900908
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]

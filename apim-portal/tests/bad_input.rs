@@ -417,11 +417,20 @@ async fn api_key_limits_are_checked_before_issuing() {
     let path = format!("{DEV}/applications/{id}/api-keys/PRODUCTION/generate");
     for (props, field) in [
         (json!({"permittedIP": "10.0.0.0/40"}), "permittedIP"),
-        (json!({"permittedIP": "10.0.0.1, example.com"}), "permittedIP"),
-        (json!({"permittedReferer": "*a*a*a*a*a*a*a*a*b"}), "permittedReferer"),
+        (
+            json!({"permittedIP": "10.0.0.1, example.com"}),
+            "permittedIP",
+        ),
+        (
+            json!({"permittedReferer": "*a*a*a*a*a*a*a*a*b"}),
+            "permittedReferer",
+        ),
     ] {
         let body = json!({"validityPeriod": 60, "additionalProperties": props});
-        assert_names(&send(&app, "POST", &path, Some(ADMIN), Some(body)).await, field);
+        assert_names(
+            &send(&app, "POST", &path, Some(ADMIN), Some(body)).await,
+            field,
+        );
     }
     let ok = json!({"validityPeriod": 60, "additionalProperties": {
         "permittedIP": "10.0.0.0/8, ::1", "permittedReferer": "https://*.shop.test/*"}});

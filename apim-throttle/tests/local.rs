@@ -537,12 +537,8 @@ async fn bandwidth_charges_streamed_request_bytes_the_decision_did_not_see() {
         "the 4 KB streamed count against the 2 KB quota"
     );
     // bytes the decision already counted (a Content-Length) are not charged twice
-    let mut other = Req::new(&a, Method::POST, "/pizza/1.0/order").caller(
-        "app-2",
-        "bob",
-        "Unlimited",
-        "AppBw",
-    );
+    let mut other =
+        Req::new(&a, Method::POST, "/pizza/1.0/order").caller("app-2", "bob", "Unlimited", "AppBw");
     other.bytes = 1500;
     assert_eq!(t.decide(&other.ctx()).await, Decision::Allow);
     t.record(
@@ -554,7 +550,11 @@ async fn bandwidth_charges_streamed_request_bytes_the_decision_did_not_see() {
         },
     );
     other.bytes = 500;
-    assert_eq!(t.decide(&other.ctx()).await, Decision::Allow, "1500 + 500 <= 2048");
+    assert_eq!(
+        t.decide(&other.ctx()).await,
+        Decision::Allow,
+        "1500 + 500 <= 2048"
+    );
 }
 
 #[test]

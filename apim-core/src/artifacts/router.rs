@@ -195,9 +195,7 @@ impl ApiRouter {
         resource: &str,
         resource_start: usize,
     ) -> Result<Option<RouteMatch>, ApimError> {
-        let on_host = |d: &&Deployed| {
-            matches!((&d.api.vhost, host), (Some(v), Some(h)) if v.eq_ignore_ascii_case(h))
-        };
+        let on_host = |d: &&Deployed| matches!((&d.api.vhost, host), (Some(v), Some(h)) if v.eq_ignore_ascii_case(h));
         let dep = deps
             .iter()
             .find(on_host)
@@ -276,15 +274,22 @@ mod tests {
         }];
         let apis = vec![
             dep(api("/d", "1", false, &[("GET", "/x")]), Some("localhost")),
-            dep(api("/n", "1", false, &[("GET", "/x")]), Some("api.example.com")),
+            dep(
+                api("/n", "1", false, &[("GET", "/x")]),
+                Some("api.example.com"),
+            ),
         ];
-        let r = ApiRouter::build_with_vhosts(
-            &apis,
-            VhostRules::new(&envs, &["Default".to_owned()]),
-        );
+        let r =
+            ApiRouter::build_with_vhosts(&apis, VhostRules::new(&envs, &["Default".to_owned()]));
         let ok = |host: Option<&str>, path: &str| r.resolve(&Method::GET, host, path).is_ok();
         // the default vhost's API: its own host, any unclaimed host, no host
-        for host in [Some("localhost:8280"), Some("127.0.0.1:8280"), Some("lb.example.org"), Some("[::1]:8280"), None] {
+        for host in [
+            Some("localhost:8280"),
+            Some("127.0.0.1:8280"),
+            Some("lb.example.org"),
+            Some("[::1]:8280"),
+            None,
+        ] {
             assert!(ok(host, "/d/1/x"), "{host:?}");
         }
         // ... but not a host another vhost of the environment claims
@@ -296,7 +301,9 @@ mod tests {
         }
         // without the environments (an older control plane): exact hosts only, as before
         let r = ApiRouter::build(&apis);
-        assert!(r.resolve(&Method::GET, Some("127.0.0.1:8280"), "/d/1/x").is_err());
+        assert!(r
+            .resolve(&Method::GET, Some("127.0.0.1:8280"), "/d/1/x")
+            .is_err());
         assert!(r.resolve(&Method::GET, Some("localhost"), "/d/1/x").is_ok());
     }
 

@@ -69,7 +69,9 @@ impl IpRange {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(i)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(i) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(i)) => {
@@ -190,9 +192,7 @@ pub fn wildcard_match(pattern: &[u8], input: &[u8]) -> bool {
     let Some(last) = pieces.next_back() else {
         return pattern == input;
     };
-    if input.len() < first.len() + last.len()
-        || !input.starts_with(first)
-        || !input.ends_with(last)
+    if input.len() < first.len() + last.len() || !input.starts_with(first) || !input.ends_with(last)
     {
         return false;
     }
@@ -215,9 +215,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     let (&head, tail) = needle.split_first()?;
     let mut from = 0;
     while from + needle.len() <= haystack.len() {
-        let at = from + haystack[from..=haystack.len() - needle.len()]
-            .iter()
-            .position(|&b| b == head)?;
+        let at = from
+            + haystack[from..=haystack.len() - needle.len()]
+                .iter()
+                .position(|&b| b == head)?;
         if haystack[at + 1..at + needle.len()] == *tail {
             return Some(at);
         }
@@ -283,7 +284,11 @@ mod tests {
         for _ in 0..100 {
             assert!(!wildcard_match(p, &s));
         }
-        assert!(t.elapsed() < std::time::Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]
@@ -296,7 +301,13 @@ mod tests {
         assert!(ip_permitted("0.0.0.0/0", ip("8.8.8.8")));
         assert!(!ip_permitted("0.0.0.0/0", ip("::1")));
         assert!(!ip_permitted("garbage, 1.2.3.4/99", ip("1.2.3.4")));
-        for ok in ["1.2.3.4", "1.2.3.0/24", "::1", "fe80::/10", " 1.1.1.1 , 2.2.2.2/32 "] {
+        for ok in [
+            "1.2.3.4",
+            "1.2.3.0/24",
+            "::1",
+            "fe80::/10",
+            " 1.1.1.1 , 2.2.2.2/32 ",
+        ] {
             assert!(validate_permitted_ip("permittedIP", ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -309,7 +320,10 @@ mod tests {
             "1.2.3.4/-1",
         ] {
             let e = validate_permitted_ip("permittedIP", bad).unwrap_err();
-            assert!(matches!(e, ApimError::Validation { ref field, .. } if field == "permittedIP"), "{bad}");
+            assert!(
+                matches!(e, ApimError::Validation { ref field, .. } if field == "permittedIP"),
+                "{bad}"
+            );
         }
         let many = vec!["1.1.1.1"; MAX_IP_ENTRIES + 1].join(",");
         assert!(validate_permitted_ip("permittedIP", &many).is_err());
@@ -317,8 +331,14 @@ mod tests {
 
     #[test]
     fn referer_lists() {
-        assert!(referer_permitted("https://*.example.com/*", "https://app.example.com/x"));
-        assert!(!referer_permitted("https://*.example.com/*", "https://evil.com/"));
+        assert!(referer_permitted(
+            "https://*.example.com/*",
+            "https://app.example.com/x"
+        ));
+        assert!(!referer_permitted(
+            "https://*.example.com/*",
+            "https://evil.com/"
+        ));
         assert!(validate_permitted_referer("r", "https://*.example.com/*, http://x/*").is_ok());
         for bad in [
             "*a*a*a*a*a",
@@ -330,7 +350,10 @@ mod tests {
         }
         // an old key's pattern over the star cap still matches (in linear time)
         assert!(referer_permitted("*a*a*a*a*a", "aaaaa"));
-        assert!(!referer_permitted("*a*a*a*a*a*a*a*a*b", &"a".repeat(MAX_REFERER_BYTES)));
+        assert!(!referer_permitted(
+            "*a*a*a*a*a*a*a*a*b",
+            &"a".repeat(MAX_REFERER_BYTES)
+        ));
         assert!(!referer_permitted("*", &"a".repeat(MAX_REFERER_BYTES + 1)));
     }
 }

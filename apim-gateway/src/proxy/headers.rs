@@ -86,8 +86,7 @@ pub(crate) fn gateway_owned(name: &[u8]) -> bool {
     ];
     OWNED.iter().any(|o| {
         o.len() == name.len()
-            && o
-                .iter()
+            && o.iter()
                 .zip(name)
                 .all(|(&o, &c)| o == c || (o == b'-' && c == b'_'))
     })

@@ -174,7 +174,15 @@ impl Service<Request<GatewayBody>> for Proxy {
             let auth = ext.remove::<Arc<AuthContext>>();
             let transport = Transport::take_from(ext);
             let res = proxy
-                .forward(req, &route, auth.as_deref(), transport, None, false, &mut None)
+                .forward(
+                    req,
+                    &route,
+                    auth.as_deref(),
+                    transport,
+                    None,
+                    false,
+                    &mut None,
+                )
                 .await;
             Ok(match res {
                 Ok(mut res) => {
@@ -246,7 +254,9 @@ async fn backend_time<F: Future>(
         }
         while timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
-            let backend = now.saturating_duration_since(start).saturating_sub(wait.waited(now));
+            let backend = now
+                .saturating_duration_since(start)
+                .saturating_sub(wait.waited(now));
             if backend >= timeout {
                 return Poll::Ready(Err(()));
             }
@@ -314,7 +324,8 @@ impl Proxy {
 
             // only a WebSocket handshake to a WS API is an upgrade; any other `Upgrade`
             // (h2c, or websocket to an HTTP API) is left behind and the request goes as is
-            let upgrade = api.api_type == "WS" && upgrade::is_websocket(&parts.method, &parts.headers);
+            let upgrade =
+                api.api_type == "WS" && upgrade::is_websocket(&parts.method, &parts.headers);
             let tls = transport.tls;
             let client_ip = transport.client_ip;
             // the host the request was routed by: the absolute form's authority replaces
@@ -347,7 +358,9 @@ impl Proxy {
             let without_key = parts
                 .uri
                 .query()
-                .filter(|q| q.contains(API_KEY_PARAM) && api.security_scheme.iter().any(|s| s == "api_key"))
+                .filter(|q| {
+                    q.contains(API_KEY_PARAM) && api.security_scheme.iter().any(|s| s == "api_key")
+                })
                 .and_then(|q| remove_query_param(q, API_KEY_PARAM));
             let query = match &without_key {
                 Some(q) if q.is_empty() => None,

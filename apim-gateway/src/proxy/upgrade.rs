@@ -113,8 +113,16 @@ mod tests {
         assert!(is_websocket(&Method::GET, &h(&ws)));
         assert!(!is_websocket(&Method::POST, &h(&ws)));
         for bad in [
-            &[("connection", "upgrade"), ("upgrade", "h2c"), ("sec-websocket-key", "k")][..],
-            &[("connection", "upgrade"), ("upgrade", "websocket, h2c"), ("sec-websocket-key", "k")],
+            &[
+                ("connection", "upgrade"),
+                ("upgrade", "h2c"),
+                ("sec-websocket-key", "k"),
+            ][..],
+            &[
+                ("connection", "upgrade"),
+                ("upgrade", "websocket, h2c"),
+                ("sec-websocket-key", "k"),
+            ],
             &[("connection", "upgrade"), ("upgrade", "websocket")],
             &[("upgrade", "websocket"), ("sec-websocket-key", "k")],
         ] {
