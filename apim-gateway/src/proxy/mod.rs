@@ -292,6 +292,7 @@ impl Proxy {
     // a function returning an `async move` block, not an `async fn`: an async fn's future
     // keeps each argument twice (the argument and the body's copy of it, rust-lang/rust#62958),
     // and the request alone is 384 bytes; here only its parts are kept, once
+    #[allow(clippy::too_many_arguments)] // the flow's locals, passed as they are (no struct to fill per request)
     pub(crate) fn forward<'a>(
         &'a self,
         req: Request<GatewayBody>,
