@@ -63,7 +63,7 @@ pub(crate) fn gateway_owned(name: &[u8]) -> bool {
     if !name.contains(&b'_') {
         return false;
     }
-    const OWNED: [&[u8]; 19] = [
+    const OWNED: [&[u8]; 16] = [
         b"x-forwarded-for",
         b"x-forwarded-proto",
         b"x-forwarded-host",
@@ -80,9 +80,6 @@ pub(crate) fn gateway_owned(name: &[u8]) -> bool {
         b"proxy-connection",
         b"proxy-authenticate",
         b"keep-alive",
-        b"www-authenticate",
-        b"x-api-key",
-        b"x-apikey",
     ];
     OWNED.iter().any(|o| {
         o.len() == name.len()
