@@ -18,7 +18,7 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-co
 cargo build --release --bins --target "$TARGET_TRIPLE"
 DIR="${CARGO_TARGET_DIR:-target}/$TARGET_TRIPLE/release"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(openapi_import throttle_policy jwt_verify uri_template backend_response http1_request)
+[ ${#targets[@]} -gt 0 ] || targets=(openapi_import throttle_policy jwt_verify uri_template backend_response http1_request wildcard)
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"

@@ -107,6 +107,12 @@ pub struct GatewayConfig {
     pub connect_timeout_ms: u64,
     /// Keep-alive idle timeout in ms.
     pub idle_timeout_ms: u64,
+    /// Longest wait for the next bytes of a client's request body, in ms (then 408; the wait
+    /// does not count against the backend endpoint's `actionDuration`).
+    pub client_body_timeout_ms: u64,
+    /// A response write to a client that makes no progress for this long (the client stopped
+    /// reading) closes the connection, in ms.
+    pub send_timeout_ms: u64,
     /// Maximum concurrent connections.
     pub max_connections: usize,
     /// Traffic runtimes: 0 (default) serves the traffic ports on the caller's tokio runtime;
@@ -277,6 +283,8 @@ impl Default for GatewayConfig {
             request_timeout_ms: 60_000,
             connect_timeout_ms: 5_000,
             idle_timeout_ms: 60_000,
+            client_body_timeout_ms: 30_000,
+            send_timeout_ms: 60_000,
             max_connections: 10_000,
             worker_threads: 0,
             worker_scheduling: WorkerScheduling::default(),
@@ -483,6 +491,11 @@ impl Config {
                 self.gateway.connect_timeout_ms,
             ),
             ("gateway.idle_timeout_ms", self.gateway.idle_timeout_ms),
+            (
+                "gateway.client_body_timeout_ms",
+                self.gateway.client_body_timeout_ms,
+            ),
+            ("gateway.send_timeout_ms", self.gateway.send_timeout_ms),
             ("gateway.max_body_bytes", self.gateway.max_body_bytes),
             (
                 "traffic_manager.report_interval_ms",

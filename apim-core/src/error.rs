@@ -129,6 +129,9 @@ pub enum ApimError {
     /// 415: the body's `Content-Type` is not the one the endpoint takes (names the expected type).
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// 408: the client did not send its request (body) in time.
+    #[error("request timeout: {0}")]
+    ClientTimeout(String),
     /// Invalid configuration; used at start-up, names the field.
     #[error("invalid configuration: {field}: {message}")]
     Config {
@@ -207,6 +210,7 @@ impl ApimError {
             Conflict(_) => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Storage(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -259,6 +263,7 @@ impl ApimError {
             UnsupportedMediaType(_) => "Unsupported Media Type",
             TooManyAttempts { .. } => "Too Many Requests",
             Overloaded { .. } => "Service Unavailable",
+            ClientTimeout(_) => "Request Timeout",
             Storage(_) | Internal(_) => "Internal Server Error",
         }
     }

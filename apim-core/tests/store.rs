@@ -254,6 +254,15 @@ on_both_backends!(
             LifecycleState::Published
         );
         assert!(data.policies.len() >= 13);
+        // the environments with their vhosts: which one is an environment's default
+        // decides what hosts its deployments serve (issue 18)
+        let default = data.environments.iter().find(|e| e.name == "Default");
+        assert_eq!(
+            default.map(|e| e.vhosts[0].host.as_str()),
+            Some("localhost"),
+            "{:?}",
+            data.environments
+        );
         store
             .undeploy_revision(&a.id, &revs[0].id, &["Default".into()])
             .await

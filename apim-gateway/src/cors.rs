@@ -72,12 +72,30 @@ impl<S, A: ?Sized> std::fmt::Debug for Cors<S, A> {
     }
 }
 
-fn origin_allowed<'a>(cfg: &CorsConfiguration, origin: &'a HeaderValue) -> Option<&'a HeaderValue> {
+/// How an allowed origin is answered: `*` (any origin, no credentials), or the origin itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    Any,
+    This,
+}
+
+/// Whether `origin` may call, and how to say so. An origin the configuration names is
+/// answered with itself (and credentials, when allowed). An origin allowed only through `*`
+/// is answered with `*` and never with credentials, also when `accessControlAllowCredentials`
+/// is on: the Fetch standard refuses `*` for a credentialed request, so `*` cannot mean "any
+/// site, with the user's cookies", and reflecting the origin instead would grant exactly
+/// that to every site.
+fn origin_allowed(cfg: &CorsConfiguration, origin: &HeaderValue) -> Option<Allowed> {
     let o = origin.to_str().ok()?;
-    cfg.access_control_allow_origins
-        .iter()
-        .any(|a| a == "*" || a == o)
-        .then_some(origin)
+    let origins = &cfg.access_control_allow_origins;
+    let named = origins.iter().any(|a| a == o);
+    let any = origins.iter().any(|a| a == "*");
+    match (named, any) {
+        (true, true) if !cfg.access_control_allow_credentials => Some(Allowed::Any),
+        (true, _) => Some(Allowed::This),
+        (false, true) => Some(Allowed::Any),
+        (false, false) => None,
+    }
 }
 
 fn join(list: &[String]) -> Option<HeaderValue> {
@@ -89,11 +107,10 @@ fn join(list: &[String]) -> Option<HeaderValue> {
 
 /// Adds the CORS response headers for an allowed origin.
 fn decorate(h: &mut HeaderMap, cfg: &CorsConfiguration, origin: &HeaderValue, preflight: bool) {
-    let Some(origin) = origin_allowed(cfg, origin) else {
+    let Some(allowed) = origin_allowed(cfg, origin) else {
         return;
     };
-    let any = cfg.access_control_allow_origins.iter().any(|a| a == "*");
-    if any && !cfg.access_control_allow_credentials {
+    if allowed == Allowed::Any {
         h.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("*"),
@@ -102,7 +119,7 @@ fn decorate(h: &mut HeaderMap, cfg: &CorsConfiguration, origin: &HeaderValue, pr
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
-    if cfg.access_control_allow_credentials {
+    if cfg.access_control_allow_credentials && allowed == Allowed::This {
         h.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),

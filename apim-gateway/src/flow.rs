@@ -27,7 +27,7 @@ use tokio::time::Sleep;
 use tower::Service;
 use tracing::Instrument as _;
 
-use crate::body::GatewayBody;
+use crate::body::{GatewayBody, Metered};
 use crate::cors;
 use crate::hygiene::check_request;
 use crate::metrics::Metrics;
@@ -275,7 +275,8 @@ impl Flow {
             }
             let method = req.method().clone();
             let uri = req.uri().clone();
-            let res = match self
+            let mut request_meter = None;
+            let mut res = match self
                 .proxy
                 .forward(
                     req,
@@ -284,32 +285,64 @@ impl Flow {
                     conn.transport,
                     Some(deadline),
                     keep_fields,
+                    &mut request_meter,
                 )
                 .await
             {
                 Ok(res) => res,
-                Err(e) => e.to_response(),
+                Err(e) => {
+                    let mut res = e.to_response();
+                    if matches!(e, ApimError::ClientTimeout(_)) {
+                        // the rest of the body may still come: the connection is done
+                        res.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    res
+                }
             };
-            let headers = http::HeaderMap::new();
-            self.decider.record(
-                &ThrottleContext {
-                    method: &method,
-                    uri: &uri,
-                    headers: &headers,
-                    client_ip,
-                    route: Some(route),
-                    auth: Some(&auth),
-                    request_bytes,
-                },
-                &Outcome {
-                    status: res.status().as_u16(),
-                    request_bytes,
-                    response_bytes: match res.body().backend_fields() {
-                        Some(fields) => fields.content_length().unwrap_or(0),
-                        None => content_length(res.headers()),
-                    },
-                },
-            );
+            // bandwidth: the bytes that actually went through, both ways. Known now for a
+            // response of known length after a request read to its end (the usual case, no
+            // cost); else counted as the response body streams and reported at its end
+            let response_len = http_body::Body::size_hint(res.body()).exact();
+            let request_done = request_meter.as_ref().is_none_or(|m| m.done());
+            match response_len {
+                Some(response_bytes) if request_done => {
+                    let headers = http::HeaderMap::new();
+                    self.decider.record(
+                        &ThrottleContext {
+                            method: &method,
+                            uri: &uri,
+                            headers: &headers,
+                            client_ip,
+                            route: Some(route),
+                            auth: Some(&auth),
+                            request_bytes,
+                        },
+                        &Outcome {
+                            status: res.status().as_u16(),
+                            request_bytes: request_meter
+                                .as_ref()
+                                .map_or(request_bytes, |m| m.bytes()),
+                            response_bytes,
+                        },
+                    );
+                }
+                _ => {
+                    let status = res.status().as_u16();
+                    res.body_mut().metered(Box::new(Metered {
+                        decider: self.decider.clone(),
+                        method,
+                        uri,
+                        client_ip,
+                        route: route.clone(),
+                        auth: auth.clone(),
+                        declared: request_bytes,
+                        request: request_meter,
+                        status,
+                        response_bytes: 0,
+                    }));
+                }
+            }
             (res, Some(auth))
         }
     }

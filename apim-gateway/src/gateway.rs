@@ -130,6 +130,7 @@ impl GatewayBuilder {
             ProxySettings {
                 timeout,
                 max_body_bytes: g.max_body_bytes,
+                client_body_timeout: Duration::from_millis(g.client_body_timeout_ms),
             },
         );
         let flow = Arc::new(Flow {

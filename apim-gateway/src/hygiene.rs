@@ -32,6 +32,9 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
                 seg = i + 1;
             }
             b'\\' => return Err("backslash is not allowed in the path"),
+            // a path parameter after a dot segment (`..;x`, `.;`): Tomcat, Jetty and Spring
+            // drop the parameter and then see the dot segment
+            b';' if dot(&b[seg..i]) => return Err(DOT_SEGMENT),
             b'%' => {
                 let (Some(&h), Some(&l)) = (b.get(i + 1), b.get(i + 2)) else {
                     return Err("truncated percent-encoding in the path");
@@ -41,6 +44,8 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
                     (b'2', b'f') => return Err("encoded '/' is not allowed in the path"),
                     (b'5', b'c') => return Err("encoded '\\' is not allowed in the path"),
                     (b'0', b'0') => return Err("encoded NUL is not allowed in the path"),
+                    // `..%3b`: an encoded ';' after a dot segment, for a backend that decodes
+                    (b'3', b'b') if dot(&b[seg..i]) => return Err(DOT_SEGMENT),
                     (h, l) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {}
                     _ => return Err("invalid percent-encoding in the path"),
                 }
@@ -124,6 +129,11 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), ApimError> {
         ));
     }
     check_path(req.uri().path()).map_err(|m| ApimError::BadRequest(m.into()))?;
+    // the absolute form's authority (and HTTP/2's `:authority`) is the request's host, which
+    // routing and `X-Forwarded-Host` use (RFC 9112 §3.2.2): checked as `Host` is
+    if let Some(a) = req.uri().authority() {
+        check_host(a.as_str().as_bytes()).map_err(|m| ApimError::BadRequest(m.into()))?;
+    }
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => return Err(ApimError::BadRequest("repeated Host header".into())),
@@ -194,7 +204,18 @@ mod tests {
 
     #[test]
     fn paths() {
-        for ok in ["/", "/pizza/1.0.0/menu", "/a%20b/x", "/a/b.c/..d", "/q%41"] {
+        for ok in [
+            "/",
+            "/pizza/1.0.0/menu",
+            "/a%20b/x",
+            "/a/b.c/..d",
+            "/q%41",
+            "/a;b/c",
+            "/a/...;x",
+            "/a/x..;y",
+            "/a/%3b",
+            "/m;v=1/x%3Bb",
+        ] {
             assert_eq!(check_path(ok), Ok(()), "{ok}");
         }
         for bad in [
@@ -212,6 +233,14 @@ mod tests {
             "/ctx/%zz",
             "/ctx/%4",
             "ctx",
+            // issue 18 item 16: dot segments with path parameters
+            "/ctx/..;/admin",
+            "/ctx/..;jsessionid=1/admin",
+            "/ctx/.;/x",
+            "/ctx/..;",
+            "/ctx/..%3b/admin",
+            "/ctx/..%3B/admin",
+            "/ctx/.%3bx/admin",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }

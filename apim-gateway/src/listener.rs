@@ -17,8 +17,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use apim_core::config::Http1Server;
@@ -46,6 +48,9 @@ pub struct ConnLimits {
     pub max_header_bytes: usize,
     /// Idle keep-alive connections (and slow request heads) are closed after this.
     pub idle_timeout: Duration,
+    /// A connection whose response write made no progress for this long (the client stopped
+    /// reading) is closed.
+    pub send_timeout: Duration,
     /// Most open connections.
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
@@ -63,6 +68,7 @@ impl ConnLimits {
         ConnLimits {
             max_header_bytes: c.max_header_bytes,
             idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+            send_timeout: Duration::from_millis(c.send_timeout_ms),
             max_connections: c.max_connections.max(1),
             drain_timeout: Duration::from_millis(c.request_timeout_ms),
             permits: Arc::new(Semaphore::new(c.max_connections.max(1))),
@@ -107,6 +113,7 @@ pub async fn serve(
         stop: stopped,
     });
     let permits = limits.permits.clone();
+    let timeouts = Timeouts::of(&limits);
     tokio::pin!(shutdown);
     loop {
         // accept, then take a slot: a listener waiting for connections holds no slot, so idle
@@ -135,14 +142,7 @@ pub async fn serve(
             match tls {
                 None => {
                     serve_conn(
-                        &builder,
-                        stream,
-                        flow,
-                        peer,
-                        false,
-                        watcher,
-                        limits.idle_timeout,
-                        native,
+                        &builder, stream, flow, peer, false, watcher, timeouts, native,
                     )
                     .await;
                 }
@@ -151,17 +151,8 @@ pub async fn serve(
                         .await
                     {
                         Ok(Ok(s)) => {
-                            serve_conn(
-                                &builder,
-                                s,
-                                flow,
-                                peer,
-                                true,
-                                watcher,
-                                limits.idle_timeout,
-                                native,
-                            )
-                            .await;
+                            serve_conn(&builder, s, flow, peer, true, watcher, timeouts, native)
+                                .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -196,8 +187,24 @@ pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAdd
     }
 }
 
+/// The connection timeouts the [`watchdog`] keeps.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    idle: Duration,
+    send: Duration,
+}
+
+impl Timeouts {
+    fn of(limits: &ConnLimits) -> Self {
+        Timeouts {
+            idle: limits.idle_timeout,
+            send: limits.send_timeout,
+        }
+    }
+}
+
 /// Serves one connection until it ends, shutdown drains it (`watcher`, `native.stop`), or
-/// the [`watchdog`] finds it idle for `idle`. With `native`, the native HTTP/1.1 server
+/// the [`watchdog`] finds it idle for `idle` or its writes stalled for `send`. With `native`, the native HTTP/1.1 server
 /// ([`http1`]) starts and hands over to hyper at the first request it does not serve.
 #[allow(clippy::too_many_arguments)]
 async fn serve_conn<I>(
@@ -207,16 +214,20 @@ async fn serve_conn<I>(
     peer: SocketAddr,
     tls: bool,
     watcher: hyper_util::server::graceful::Watcher,
-    idle: Duration,
+    timeouts: Timeouts,
     native: Option<Native>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
+    let io = Watched {
+        io,
+        activity: activity.clone(),
+    };
     let conn = Conn::new(peer, tls);
     let hyper = {
         let (flow, conn, counted) = (flow.clone(), conn.clone(), activity.clone());
-        move |io: Rewind<I>| {
+        move |io: Rewind<Watched<I>>| {
             // the flow's future is polled in place by hyper's dispatcher: no box, no
             // service clone
             let hsvc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -244,9 +255,9 @@ async fn serve_conn<I>(
     match native {
         Some(native) => {
             let served = http1::serve(io, &flow, &conn, &activity, native, hyper);
-            watchdog(served, &activity, idle).await;
+            watchdog(served, &activity, timeouts).await;
         }
-        None => watchdog(hyper(Rewind::new(Bytes::new(), io)), &activity, idle).await,
+        None => watchdog(hyper(Rewind::new(Bytes::new(), io)), &activity, timeouts).await,
     }
 }
 
@@ -256,6 +267,79 @@ async fn serve_conn<I>(
 pub(crate) struct Activity {
     started: AtomicU64,
     in_flight: AtomicUsize,
+    /// The last write to the client did not complete (its socket buffer is full).
+    write_blocked: AtomicBool,
+    /// Blocked writes that completed since (progress while writes block).
+    unblocked: AtomicU64,
+}
+
+/// A client connection's transport, telling the connection's [`Activity`] when a write to
+/// the client blocks and when it completes again (for the send timeout). A write that does
+/// not block costs one load.
+struct Watched<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I> Watched<I> {
+    fn wrote<T>(&self, r: Poll<T>) -> Poll<T> {
+        let a = &self.activity;
+        match r {
+            Poll::Pending => a.write_blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(_) if a.write_blocked.load(Ordering::Relaxed) => {
+                a.write_blocked.store(false, Ordering::Relaxed);
+                a.unblocked.fetch_add(1, Ordering::Relaxed);
+            }
+            Poll::Ready(_) => {}
+        }
+        r
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_flush(cx);
+        this.wrote(r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// One request in flight on a connection, until dropped.
@@ -306,25 +390,53 @@ impl http_body::Body for Tracked {
 /// in flight: an idle keep-alive connection (or h2 connection without streams), and a request
 /// head that does not complete (slowloris), go after `idle` to `2 × idle`. A request in flight
 /// — a slow backend, a long download — keeps its connection however long it takes (the
-/// request and endpoint timeouts bound those). One timer per connection per `idle` period,
-/// instead of hyper's header-read timer per request.
-async fn watchdog<F: Future>(conn: F, activity: &Activity, idle: Duration) {
+/// request and endpoint timeouts bound those), as long as the client takes what is written:
+/// a write to the client that stays blocked, without progress, for a whole `send` period (a
+/// client that stopped reading) closes the connection too. One timer per connection, firing
+/// every `min(idle, send)`, instead of hyper's header-read timer per request.
+async fn watchdog<F: Future>(conn: F, activity: &Activity, timeouts: Timeouts) {
     tokio::pin!(conn);
-    let alarm = Alarm::after(idle);
+    let period = timeouts
+        .idle
+        .min(timeouts.send)
+        .max(Duration::from_millis(1));
+    // how many periods make each timeout (the same as before when both are equal)
+    let periods = |d: Duration| (d.as_nanos() / period.as_nanos()).max(1);
+    let (idle_periods, send_periods) = (periods(timeouts.idle), periods(timeouts.send));
+    let alarm = Alarm::after(period);
     tokio::pin!(alarm);
     let mut seen = activity.started.load(Ordering::Relaxed);
+    let mut unblocked = activity.unblocked.load(Ordering::Relaxed);
+    let (mut quiet, mut stalled) = (0u128, 0u128);
     std::future::poll_fn(|cx| {
         if conn.as_mut().poll(cx).is_ready() {
             return std::task::Poll::Ready(());
         }
         while alarm.as_mut().poll_fired(cx) {
             let now = activity.started.load(Ordering::Relaxed);
-            if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
+            quiet = if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
+                quiet + 1
+            } else {
+                0
+            };
+            if quiet >= idle_periods {
                 tracing::debug!("closing an idle connection");
                 return std::task::Poll::Ready(()); // dropping the connection closes it
             }
+            let progress = activity.unblocked.load(Ordering::Relaxed);
+            // blocked now, and no blocked write completed since the last look
+            stalled = if activity.write_blocked.load(Ordering::Relaxed) && progress == unblocked {
+                stalled + 1
+            } else {
+                0
+            };
+            if stalled > send_periods {
+                tracing::debug!("closing a connection whose client stopped reading");
+                return std::task::Poll::Ready(());
+            }
             seen = now;
-            alarm.as_mut().reset(idle);
+            unblocked = progress;
+            alarm.as_mut().reset(period);
         }
         std::task::Poll::Pending
     })

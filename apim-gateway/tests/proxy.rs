@@ -350,7 +350,19 @@ async fn upgrade_backend() -> String {
                     !text.contains("authorization"),
                     "credential forwarded: {text}"
                 );
-                s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                // the handshake's answer (RFC 6455 §4.2.2): the gateway checks it
+                let raw = String::from_utf8_lossy(&head).into_owned();
+                let key = raw
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("sec-websocket-key:"))
+                    .map(|l| l["sec-websocket-key:".len()..].trim().to_owned())
+                    .unwrap_or_default();
+                let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+                ctx.update(key.as_bytes());
+                ctx.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+                use base64::Engine as _;
+                let accept = base64::engine::general_purpose::STANDARD.encode(ctx.finish());
+                s.write_all(format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").as_bytes())
                     .await
                     .unwrap();
                 loop {
@@ -368,7 +380,10 @@ async fn upgrade_backend() -> String {
 #[tokio::test]
 async fn websocket_upgrade_passthrough() {
     let url = upgrade_backend().await;
-    let gw = gateway(vec![api("ws", "/ws", http_ep(&url))], test_config()).await;
+    // a WS API: only those take upgrades (issue 18 item 19)
+    let mut ws = api("ws", "/ws", http_ep(&url));
+    ws.api_type = "WS".into();
+    let gw = gateway(vec![ws], test_config()).await;
     // no credential: the handshake is refused like any call
     let r = get(
         gw.addr,

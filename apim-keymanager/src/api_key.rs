@@ -1,6 +1,9 @@
 //! API keys: self-contained JWTs (`token_type: apiKey`) signed with the active key, carrying the
 //! application, the subscribed APIs and optional `permittedIP` / `permittedReferer` limits.
 
+use apim_core::auth::key_limits::{
+    validate_permitted_ip, validate_permitted_referer, PERMITTED_IP, PERMITTED_REFERER,
+};
 use apim_core::crypto::new_id;
 use apim_core::model::{Application, KeyType};
 use apim_core::time::now_secs;
@@ -30,8 +33,16 @@ pub struct ApiKeyRequest {
 
 impl KeyManager {
     /// Issues an API key (Developer Portal `api-keys/{keyType}/generate`). Revoke it with
-    /// [`KeyManager::revoke`] (emits TOKEN_REVOCATION with its `jti`).
+    /// [`KeyManager::revoke`] (emits TOKEN_REVOCATION with its `jti`). A `permittedIP` that is
+    /// not a list of IP addresses / CIDR ranges, or a `permittedReferer` over the pattern caps
+    /// (`apim_core::auth::key_limits`), is refused with a validation error naming the field.
     pub fn issue_api_key(&self, req: ApiKeyRequest) -> Result<String, ApimError> {
+        if let Some(ips) = &req.permitted_ip {
+            validate_permitted_ip(PERMITTED_IP, ips)?;
+        }
+        if let Some(refs) = &req.permitted_referer {
+            validate_permitted_referer(PERMITTED_REFERER, refs)?;
+        }
         let now = now_secs();
         let validity = if req.validity_secs > 0 {
             req.validity_secs

@@ -497,6 +497,57 @@ async fn opaque_tokens_by_introspection() {
     );
 }
 
+/// Issue 18 item 2: `permittedIP` / `permittedReferer` are validated when a key is issued
+/// (400 naming the field), and the referer wildcard is matched in linear time: an eight-star
+/// pattern against a 46-byte referer took seconds with the backtracking matcher.
+#[tokio::test]
+async fn api_key_limits_validated_at_issue_and_referer_matched_in_linear_time() {
+    let (km, cid, _d) = km_with_client(None, None).await;
+    let arts = artifacts(&cid, "UNBLOCKED");
+    for (ip, referer, field) in [
+        (Some("1.2.3.4/99"), None, "permittedIP"),
+        (Some("10.0.0.0/8, not-an-ip"), None, "permittedIP"),
+        (Some("::1/129"), None, "permittedIP"),
+        (None, Some("*a*a*a*a*a*a*a*a*b"), "permittedReferer"),
+        (None, Some(&*"x".repeat(300)), "permittedReferer"),
+    ] {
+        let mut r = key_request(ip);
+        r.permitted_referer = referer.map(Into::into);
+        match km.issue_api_key(r) {
+            Err(ApimError::Validation { field: f, .. }) => {
+                assert_eq!(f, field, "{ip:?} {referer:?}")
+            }
+            other => panic!("{ip:?} {referer:?}: {other:?}"),
+        }
+    }
+    // a key issued before the caps (its claims forged here) is matched, quickly
+    let key = km.issue_api_key(key_request(None)).unwrap();
+    let mut claims = jwt::JwtVerifier::from_jwks(&km.jwks())
+        .verify_signature(&key)
+        .unwrap();
+    claims.permitted_referer = Some("*a*a*a*a*a*a*a*a*b".into());
+    let key = jwt::encode(km.key_ring().active(), &claims).unwrap();
+    let v = ApiKeyValidator::new(km.jwks_source(), arts);
+    let mut headers = HeaderMap::new();
+    headers.insert("apikey", key.parse().unwrap());
+    headers.insert("referer", "a".repeat(46).parse().unwrap());
+    let req = Req {
+        headers,
+        uri: Uri::from_static("/pizza/1.0.0/menu"),
+        ip: None,
+    };
+    let t = std::time::Instant::now();
+    assert_eq!(
+        err_code(v.validate(&req.meta(Some(&route(0)))).await),
+        900908
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn api_keys_with_ip_and_referer_limits() {
     let (km, cid, _d) = km_with_client(None, None).await;

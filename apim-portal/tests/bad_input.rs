@@ -398,3 +398,42 @@ async fn password_change_drops_the_cached_credential() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Issue 18 item 2: an API key's `permittedIP` / `permittedReferer` are checked before the
+/// key is issued (the Key Manager's own checks): a 400 naming the property.
+#[tokio::test]
+async fn api_key_limits_are_checked_before_issuing() {
+    let (app, _d) = setup().await;
+    let r = send(
+        &app,
+        "POST",
+        &format!("{DEV}/applications"),
+        Some(ADMIN),
+        Some(json!({"name": "KeyApp"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["applicationId"].as_str().unwrap().to_owned();
+    let path = format!("{DEV}/applications/{id}/api-keys/PRODUCTION/generate");
+    for (props, field) in [
+        (json!({"permittedIP": "10.0.0.0/40"}), "permittedIP"),
+        (
+            json!({"permittedIP": "10.0.0.1, example.com"}),
+            "permittedIP",
+        ),
+        (
+            json!({"permittedReferer": "*a*a*a*a*a*a*a*a*b"}),
+            "permittedReferer",
+        ),
+    ] {
+        let body = json!({"validityPeriod": 60, "additionalProperties": props});
+        assert_names(
+            &send(&app, "POST", &path, Some(ADMIN), Some(body)).await,
+            field,
+        );
+    }
+    let ok = json!({"validityPeriod": 60, "additionalProperties": {
+        "permittedIP": "10.0.0.0/8, ::1", "permittedReferer": "https://*.shop.test/*"}});
+    let r = send(&app, "POST", &path, Some(ADMIN), Some(ok)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+}

@@ -339,11 +339,16 @@ impl<B: QuotaBackend> Chain<B> {
         Ok(())
     }
 
-    /// Post-response accounting: response bytes count against bandwidth quotas. Header
-    /// conditions cannot be re-evaluated here (the layer passes no headers), so bandwidth of an
-    /// advanced policy is charged to the group selected without headers.
+    /// Post-response accounting: response bytes count against bandwidth quotas, and so do
+    /// the request body's bytes the decision did not count (`decide` charges the request's
+    /// `Content-Length`, `ctx.request_bytes`; a chunked body has none, so its bytes, counted
+    /// as they streamed, are charged here). Header conditions cannot be re-evaluated here (the
+    /// layer passes no headers), so bandwidth of an advanced policy is charged to the group
+    /// selected without headers.
     pub(crate) fn record(&self, ctx: &ThrottleContext<'_>, outcome: &Outcome) {
-        let n = outcome.response_bytes;
+        let n = outcome
+            .response_bytes
+            .saturating_add(outcome.request_bytes.saturating_sub(ctx.request_bytes));
         if n == 0 {
             return;
         }

@@ -502,6 +502,61 @@ async fn bandwidth_quotas_count_request_and_response_bytes() {
     );
 }
 
+/// Issue 18 item 12: a chunked request body has no `Content-Length` (the decision counts 0);
+/// its bytes, counted as they streamed, are charged when the request is recorded.
+#[tokio::test]
+async fn bandwidth_charges_streamed_request_bytes_the_decision_did_not_see() {
+    let a = artifacts(
+        pizza_api(None),
+        vec![
+            subscription("Unlimited", count_limit(1_000_000, "min"), None, true),
+            application("AppBw", bandwidth_limit(2, "hour")),
+        ],
+        vec![],
+    );
+    let (t, _) = throttle(a.clone());
+    let mut r = Req::new(&a, Method::POST, "/pizza/1.0/order").caller(
+        "app-1",
+        "alice",
+        "Unlimited",
+        "AppBw",
+    );
+    r.bytes = 0; // chunked: no Content-Length
+    assert_eq!(t.decide(&r.ctx()).await, Decision::Allow);
+    t.record(
+        &r.ctx(),
+        &Outcome {
+            status: 200,
+            request_bytes: 4096,
+            response_bytes: 0,
+        },
+    );
+    assert_eq!(
+        t.decide(&r.ctx()).await,
+        deny(ThrottleLevel::Application, 3600),
+        "the 4 KB streamed count against the 2 KB quota"
+    );
+    // bytes the decision already counted (a Content-Length) are not charged twice
+    let mut other =
+        Req::new(&a, Method::POST, "/pizza/1.0/order").caller("app-2", "bob", "Unlimited", "AppBw");
+    other.bytes = 1500;
+    assert_eq!(t.decide(&other.ctx()).await, Decision::Allow);
+    t.record(
+        &other.ctx(),
+        &Outcome {
+            status: 200,
+            request_bytes: 1500,
+            response_bytes: 0,
+        },
+    );
+    other.bytes = 500;
+    assert_eq!(
+        t.decide(&other.ctx()).await,
+        Decision::Allow,
+        "1500 + 500 <= 2048"
+    );
+}
+
 #[test]
 fn idle_keys_are_forgotten() {
     let a = artifacts(

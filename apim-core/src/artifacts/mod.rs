@@ -35,7 +35,7 @@ use crate::ApimError;
 
 pub use layer::{request_host, route, RouteLayer, RouteService};
 pub use memory::InMemoryArtifacts;
-pub use router::ApiRouter;
+pub use router::{ApiRouter, VhostRules};
 pub use snapshot::{ArtifactSnapshot, GatewayData};
 
 /// An API deployed to this gateway, with its resources pre-parsed for matching.

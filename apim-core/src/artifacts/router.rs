@@ -13,12 +13,61 @@ use super::{DeployedApi, RouteMatch};
 use crate::lifecycle::LifecycleState;
 use crate::ApimError;
 
+/// A deployment as routing sees it: the API, and whether it serves hosts no vhost claims.
+#[derive(Debug, Clone)]
+struct Deployed {
+    api: Arc<DeployedApi>,
+    /// Deployed on its environment's default vhost: it also serves every host that no other
+    /// vhost of this gateway's environments claims (`127.0.0.1:8280`, a load balancer's name).
+    on_default_vhost: bool,
+}
+
 #[derive(Debug, Default, Clone)]
 struct ContextEntry {
     /// version → deployments (one per vhost).
-    versions: HashMap<String, Vec<Arc<DeployedApi>>, RandomState>,
+    versions: HashMap<String, Vec<Deployed>, RandomState>,
     /// Deployments of the default version (one per vhost).
-    default: Vec<Arc<DeployedApi>>,
+    default: Vec<Deployed>,
+}
+
+/// The vhosts of this gateway's environments (from the control plane's snapshot): each
+/// environment's first vhost is its default one; the others are claimed by their names.
+#[derive(Debug, Default, Clone)]
+pub struct VhostRules {
+    /// Environment name → its default vhost.
+    defaults: Vec<(String, String)>,
+    /// Hosts named by a vhost that is not its environment's default.
+    claimed: Vec<String>,
+}
+
+impl VhostRules {
+    /// The rules for the `environments` a gateway serving `labels` belongs to.
+    pub fn new(environments: &[crate::model::Environment], labels: &[String]) -> Self {
+        let mut r = VhostRules::default();
+        for env in environments.iter().filter(|e| labels.contains(&e.name)) {
+            let mut hosts = env.vhosts.iter().map(|v| v.host.to_ascii_lowercase());
+            if let Some(default) = hosts.next() {
+                r.defaults.push((env.name.clone(), default));
+            }
+            r.claimed.extend(hosts);
+        }
+        let defaults: Vec<String> = r.defaults.iter().map(|(_, h)| h.clone()).collect();
+        r.claimed.retain(|h| !defaults.contains(h));
+        r
+    }
+
+    fn on_default_vhost(&self, d: &DeployedApi) -> bool {
+        let Some(vhost) = &d.vhost else {
+            return false;
+        };
+        self.defaults
+            .iter()
+            .any(|(env, host)| d.labels.contains(env) && host.eq_ignore_ascii_case(vhost))
+    }
+
+    fn claims(&self, host: &str) -> bool {
+        self.claimed.iter().any(|c| c.eq_ignore_ascii_case(host))
+    }
 }
 
 /// Routing table over deployed APIs. Immutable once built. Its maps hash with foldhash
@@ -28,24 +77,40 @@ struct ContextEntry {
 pub struct ApiRouter {
     by_context: HashMap<String, ContextEntry, RandomState>,
     max_depth: usize,
+    vhosts: VhostRules,
 }
 
 impl ApiRouter {
-    /// Builds the table.
+    /// Builds the table, without vhost rules: a deployment on a vhost serves that host only.
     pub fn build<'a>(apis: impl IntoIterator<Item = &'a Arc<DeployedApi>>) -> Self {
+        Self::build_with_vhosts(apis, VhostRules::default())
+    }
+
+    /// Builds the table. A request goes to the deployment on its host's vhost, else to one
+    /// without a vhost, else — when no vhost of this gateway's environments claims its host —
+    /// to one on its environment's default vhost.
+    pub fn build_with_vhosts<'a>(
+        apis: impl IntoIterator<Item = &'a Arc<DeployedApi>>,
+        vhosts: VhostRules,
+    ) -> Self {
         let mut r = ApiRouter::default();
         for d in apis {
             let ctx = d.api.context.clone();
             r.max_depth = r.max_depth.max(ctx.matches('/').count());
+            let deployed = Deployed {
+                api: d.clone(),
+                on_default_vhost: vhosts.on_default_vhost(d),
+            };
             let e = r.by_context.entry(ctx).or_default();
             e.versions
                 .entry(d.api.version.clone())
                 .or_default()
-                .push(d.clone());
+                .push(deployed.clone());
             if d.api.is_default_version {
-                e.default.push(d.clone());
+                e.default.push(deployed);
             }
         }
+        r.vhosts = vhosts;
         r
     }
 
@@ -102,11 +167,11 @@ impl ApiRouter {
                 None => ("", end),
             };
             if let Some(deps) = entry.versions.get(ver) {
-                if let Some(m) = pick(deps, host, method, &path[after..], after)? {
+                if let Some(m) = self.pick(deps, host, method, &path[after..], after)? {
                     return Ok(m);
                 }
             }
-            if let Some(m) = pick(&entry.default, host, method, rest, end)? {
+            if let Some(m) = self.pick(&entry.default, host, method, rest, end)? {
                 return Ok(m);
             }
         }
@@ -121,17 +186,35 @@ fn strip_port(h: &str) -> &str {
     h.rsplit_once(':').map_or(h, |(a, _)| a)
 }
 
-fn pick(
-    deps: &[Arc<DeployedApi>],
-    host: Option<&str>,
+impl ApiRouter {
+    fn pick(
+        &self,
+        deps: &[Deployed],
+        host: Option<&str>,
+        method: &Method,
+        resource: &str,
+        resource_start: usize,
+    ) -> Result<Option<RouteMatch>, ApimError> {
+        let on_host = |d: &&Deployed| matches!((&d.api.vhost, host), (Some(v), Some(h)) if v.eq_ignore_ascii_case(h));
+        let dep = deps
+            .iter()
+            .find(on_host)
+            .or_else(|| deps.iter().find(|d| d.api.vhost.is_none()))
+            .or_else(|| {
+                // the default vhost's deployment, for a host no vhost claims
+                let unclaimed = host.is_none_or(|h| !self.vhosts.claims(h));
+                deps.iter().find(|d| d.on_default_vhost && unclaimed)
+            });
+        pick_in(dep.map(|d| &d.api), method, resource, resource_start)
+    }
+}
+
+fn pick_in(
+    dep: Option<&Arc<DeployedApi>>,
     method: &Method,
     resource: &str,
     resource_start: usize,
 ) -> Result<Option<RouteMatch>, ApimError> {
-    let dep = deps
-        .iter()
-        .find(|d| matches!((&d.vhost, host), (Some(v), Some(h)) if v.eq_ignore_ascii_case(h)))
-        .or_else(|| deps.iter().find(|d| d.vhost.is_none()));
     let Some(dep) = dep else { return Ok(None) };
     match dep.api.life_cycle_status {
         LifecycleState::Blocked => {
@@ -172,6 +255,56 @@ mod tests {
         a.id = format!("{context}-{version}");
         a.life_cycle_status = LifecycleState::Published;
         a
+    }
+
+    #[test]
+    fn default_vhost_serves_unclaimed_hosts() {
+        use crate::model::{Environment, Vhost};
+        let vhost = |h: &str| Vhost {
+            host: h.into(),
+            http_port: 8280,
+            https_port: 8243,
+        };
+        let envs = vec![Environment {
+            id: String::new(),
+            name: "Default".into(),
+            display_name: None,
+            description: None,
+            vhosts: vec![vhost("localhost"), vhost("api.example.com")],
+        }];
+        let apis = vec![
+            dep(api("/d", "1", false, &[("GET", "/x")]), Some("localhost")),
+            dep(
+                api("/n", "1", false, &[("GET", "/x")]),
+                Some("api.example.com"),
+            ),
+        ];
+        let r =
+            ApiRouter::build_with_vhosts(&apis, VhostRules::new(&envs, &["Default".to_owned()]));
+        let ok = |host: Option<&str>, path: &str| r.resolve(&Method::GET, host, path).is_ok();
+        // the default vhost's API: its own host, any unclaimed host, no host
+        for host in [
+            Some("localhost:8280"),
+            Some("127.0.0.1:8280"),
+            Some("lb.example.org"),
+            Some("[::1]:8280"),
+            None,
+        ] {
+            assert!(ok(host, "/d/1/x"), "{host:?}");
+        }
+        // ... but not a host another vhost of the environment claims
+        assert!(!ok(Some("api.example.com"), "/d/1/x"));
+        // a named vhost's API keeps its host
+        assert!(ok(Some("API.example.com:8243"), "/n/1/x"));
+        for host in [Some("localhost"), Some("127.0.0.1:8280"), None] {
+            assert!(!ok(host, "/n/1/x"), "{host:?}");
+        }
+        // without the environments (an older control plane): exact hosts only, as before
+        let r = ApiRouter::build(&apis);
+        assert!(r
+            .resolve(&Method::GET, Some("127.0.0.1:8280"), "/d/1/x")
+            .is_err());
+        assert!(r.resolve(&Method::GET, Some("localhost"), "/d/1/x").is_ok());
     }
 
     fn dep(a: Api, vhost: Option<&str>) -> Arc<DeployedApi> {

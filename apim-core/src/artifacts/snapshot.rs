@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::router::VhostRules;
 use super::{ApiRouter, DeployedApi};
 use crate::event::{
     Event, EventPayload, GatewayDeployment, Policy, Seq, SubscriptionChange, TokenRevocation,
 };
 use crate::model::{
     AdvancedPolicy, Application, ApplicationPolicy, BlockCondition, BlockTarget, CustomPolicy,
-    KeyMapping, Scope, Subscription, SubscriptionPolicy,
+    Environment, KeyMapping, Scope, Subscription, SubscriptionPolicy,
 };
 
 /// Everything a gateway needs, as the control plane serves it at `/internal/data/v1/snapshot`,
@@ -39,6 +40,11 @@ pub struct GatewayData {
     pub revoked_tokens: Vec<TokenRevocation>,
     /// Scopes.
     pub scopes: Vec<Scope>,
+    /// The gateway environments with their vhosts (which one is an environment's default
+    /// decides which hosts its deployments serve). Absent from an older control plane's
+    /// snapshot: then a deployment on a vhost serves that host only.
+    #[serde(default)]
+    pub environments: Vec<Environment>,
 }
 
 /// The snapshot's maps: keyed by ids and names the control plane sets (so no untrusted party
@@ -65,6 +71,8 @@ pub struct ArtifactSnapshot {
     block_conditions: Map<(BlockCondition, Option<BlockTarget>)>,
     revoked: Map<i64>,
     scopes: Map<Arc<Scope>>,
+    /// The vhosts of this gateway's environments, for routing.
+    vhosts: VhostRules,
 }
 
 impl ArtifactSnapshot {
@@ -79,6 +87,7 @@ impl ArtifactSnapshot {
     /// Builds a view from a full snapshot.
     pub fn from_data(labels: Vec<String>, data: GatewayData) -> Self {
         let mut s = ArtifactSnapshot::empty(labels);
+        s.vhosts = VhostRules::new(&data.environments, &s.labels);
         let mut api_changed = false;
         for d in data.deployments {
             api_changed |= s.deploy(d);
@@ -372,6 +381,9 @@ impl ArtifactSnapshot {
     }
 
     fn rebuild_router(&mut self) {
-        self.router = Arc::new(ApiRouter::build(self.apis.values()));
+        self.router = Arc::new(ApiRouter::build_with_vhosts(
+            self.apis.values(),
+            self.vhosts.clone(),
+        ));
     }
 }

@@ -32,6 +32,7 @@
 //! ```
 
 mod internal;
+pub mod key_limits;
 mod layer;
 
 pub use internal::check_internal_token;

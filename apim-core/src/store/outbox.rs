@@ -10,7 +10,9 @@ use crate::artifacts::GatewayData;
 use crate::bus::{EventBus, EventStream};
 use crate::config::DbKind;
 use crate::event::{Event, EventPayload, Policy, Seq, SubscriptionChange};
-use crate::model::{Application, BlockCondition, KeyMapping, KeyType, Scope, Subscription};
+use crate::model::{
+    Application, BlockCondition, Environment, KeyMapping, KeyType, Scope, Subscription,
+};
 use crate::ApimError;
 
 impl Store {
@@ -113,6 +115,13 @@ impl Store {
             scopes.push(super::from_row::<Scope>(&r, "body")?);
         }
         let revoked_tokens = self.live_revocations_in(&mut tx).await?;
+        let mut environments = Vec::new();
+        for r in sqlx::query("SELECT body FROM environments ORDER BY name")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            environments.push(super::from_row::<Environment>(&r, "body")?);
+        }
         tx.commit().await?;
         Ok(GatewayData {
             seq: Seq(seq as u64),
@@ -124,6 +133,7 @@ impl Store {
             block_conditions,
             revoked_tokens,
             scopes,
+            environments,
         })
     }
 }

@@ -99,9 +99,10 @@ impl Decision {
 pub struct Outcome {
     /// Response status.
     pub status: u16,
-    /// Request body bytes.
+    /// Request body bytes that went through (for a chunked request, more than the
+    /// `Content-Length` the decision saw in [`ThrottleContext::request_bytes`]).
     pub request_bytes: u64,
-    /// Response body bytes, if known.
+    /// Response body bytes that went through.
     pub response_bytes: u64,
 }
 

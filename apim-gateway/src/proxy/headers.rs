@@ -38,6 +38,57 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
 }
 
+/// Whether a client's field (its name in lower case, as [`HeaderName`] keeps it) claims
+/// something only the gateway may say, so that the backend must not see it from a client:
+/// what proxies and frameworks read as the client's address, host or original URL
+/// (`Forwarded`, `X-Real-IP`, `X-Forwarded-Port` / `-Prefix`, `X-Original-URL`,
+/// `X-Rewrite-URL`), the backend JWT (`X-JWT-Assertion`: the gateway's own or none), and the
+/// underscore spellings of those and of every other name the gateway sets or removes
+/// (`X_Forwarded_For`, `X_JWT_Assertion`, `Content_Length`...), which CGI-style backends
+/// read as the same variable. Looks at the length first, as [`is_hop_by_hop`] does; a name
+/// without `_` is never compared with the underscore list.
+pub(crate) fn gateway_owned(name: &[u8]) -> bool {
+    let exact: &[&[u8]] = match name.len() {
+        9 => &[b"forwarded", b"x-real-ip"],
+        13 => &[b"x-rewrite-url"],
+        14 => &[b"x-original-url"],
+        15 => &[b"x-jwt-assertion"],
+        16 => &[b"x-forwarded-port"],
+        18 => &[b"x-forwarded-prefix"],
+        _ => &[],
+    };
+    if exact.contains(&name) {
+        return true;
+    }
+    if !name.contains(&b'_') {
+        return false;
+    }
+    const OWNED: [&[u8]; 16] = [
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-real-ip",
+        b"x-jwt-assertion",
+        b"x-request-id",
+        b"x-original-url",
+        b"x-rewrite-url",
+        b"content-length",
+        b"transfer-encoding",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"keep-alive",
+    ];
+    OWNED.iter().any(|o| {
+        o.len() == name.len()
+            && o.iter()
+                .zip(name)
+                .all(|(&o, &c)| o == c || (o == b'-' && c == b'_'))
+    })
+}
+
 /// `x-forwarded-for`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `x-forwarded-proto`.
@@ -196,7 +247,8 @@ impl ToBackend {
             || HOP_BY_HOP.contains(name)
             || (name == header::UPGRADE && !self.upgrade)
             || self.added.iter().flatten().any(|(n, _)| *n == name)
-            || self.listed.contains(name);
+            || self.listed.contains(name)
+            || gateway_owned(name.as_str().as_bytes());
         !dropped
     }
 
@@ -264,6 +316,21 @@ mod tests {
         strip_hop_by_hop(&mut h, upgrade);
         h.remove(header::AUTHORIZATION);
         h.remove(&APIKEY);
+        // issue 18 item 14: what only the gateway may say, whatever the client sent
+        for owned in [
+            "forwarded",
+            "x-real-ip",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-jwt-assertion",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x_forwarded_for",
+            "x_jwt_assertion",
+            "x-forwarded_host",
+        ] {
+            h.remove(owned);
+        }
         h.remove(header::HOST);
         h.remove(header::EXPECT);
         if let Some(ip) = client_ip {
@@ -321,6 +388,16 @@ mod tests {
                 ("x-forwarded-proto", v("ftp")),
                 ("x-forwarded-host", v("spoofed")),
                 ("x-jwt-assertion", v("forged")),
+                ("x_jwt_assertion", v("forged")),
+                ("x_forwarded_for", v("10.6.6.6")),
+                ("x-forwarded_host", v("spoofed")),
+                ("forwarded", v("for=10.6.6.6;host=spoofed")),
+                ("x-real-ip", v("10.6.6.6")),
+                ("x-original-url", v("/admin")),
+                ("x-rewrite-url", v("/admin")),
+                ("x-forwarded-port", v("1")),
+                ("x-forwarded-prefix", v("/evil")),
+                ("x_keep", v("kept: no owned name")),
                 ("x-keep", v("a")),
                 ("x-keep", v("b")),
                 ("content-length", v("5")),
@@ -372,6 +449,40 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn gateway_owned_names_and_their_underscore_spellings() {
+        for owned in [
+            "forwarded",
+            "x-real-ip",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-jwt-assertion",
+            "x_jwt_assertion",
+            "x_forwarded_for",
+            "x-forwarded_for",
+            "x_forwarded_host",
+            "x_forwarded_proto",
+            "x_real_ip",
+            "x_request_id",
+            "content_length",
+            "transfer_encoding",
+        ] {
+            assert!(gateway_owned(owned.as_bytes()), "{owned}");
+        }
+        for other in [
+            "x-forwarded-for", // the gateway appends to the client's list
+            "x-request-id",    // propagated when well-formed
+            "x-keep",
+            "x_keep",
+            "content-type",
+            "forwarded_",
+            "x-real-ips",
+            "",
+        ] {
+            assert!(!gateway_owned(other.as_bytes()), "{other}");
         }
     }
 

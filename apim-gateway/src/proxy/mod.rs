@@ -37,7 +37,7 @@ use tower::Service;
 
 pub use backend_jwt::BackendJwt;
 
-use crate::body::{is_body_too_large, GatewayBody};
+use crate::body::{is_body_too_large, is_client_body_timeout, ClientWait, GatewayBody};
 use crate::endpoints::EndpointRegistry;
 use crate::metrics::{Metrics, UpstreamError};
 
@@ -91,6 +91,9 @@ pub struct ProxySettings {
     pub timeout: Duration,
     /// Largest request body when the API sets none.
     pub max_body_bytes: u64,
+    /// Longest wait for the next bytes of a client's request body (then 408); the time spent
+    /// waiting for the client does not count against the endpoint's timeout.
+    pub client_body_timeout: Duration,
 }
 
 struct Shared {
@@ -171,7 +174,15 @@ impl Service<Request<GatewayBody>> for Proxy {
             let auth = ext.remove::<Arc<AuthContext>>();
             let transport = Transport::take_from(ext);
             let res = proxy
-                .forward(req, &route, auth.as_deref(), transport, None, false)
+                .forward(
+                    req,
+                    &route,
+                    auth.as_deref(),
+                    transport,
+                    None,
+                    false,
+                    &mut None,
+                )
                 .await;
             Ok(match res {
                 Ok(mut res) => {
@@ -189,6 +200,71 @@ impl Service<Request<GatewayBody>> for Proxy {
 
 fn content_length(h: &http::HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// The query parameter that may carry an API key (`?apikey=`), as the validator reads it.
+const API_KEY_PARAM: &str = "apikey";
+
+/// `query` without its `name` parameters (exact name, as the validator matches it), the rest
+/// byte for byte; `None` when it has none.
+pub(crate) fn remove_query_param(query: &str, name: &str) -> Option<String> {
+    let is_it = |part: &str| part.split_once('=').map_or(part, |(k, _)| k) == name;
+    if !query.split('&').any(is_it) {
+        return None;
+    }
+    let mut out = String::with_capacity(query.len());
+    let mut first = true;
+    for part in query.split('&').filter(|p| !is_it(p)) {
+        if !first {
+            out.push('&');
+        }
+        out.push_str(part);
+        first = false;
+    }
+    Some(out)
+}
+
+/// The answer to a request whose body could not be read from the client: 413 over the
+/// limit, 408 when the client stopped sending, else 400.
+fn body_error(e: &(dyn std::error::Error + 'static), limit: u64) -> ApimError {
+    if is_body_too_large(e) {
+        ApimError::PayloadTooLarge(format!("the request body exceeds {limit} bytes"))
+    } else if is_client_body_timeout(e) {
+        ApimError::ClientTimeout(e.to_string())
+    } else {
+        ApimError::BadRequest(format!("the request body could not be read: {e}"))
+    }
+}
+
+/// Runs a backend exchange under the endpoint's `timeout`, counting only the backend's time:
+/// the time spent waiting for the client's body (`wait`) moves the deadline out. `Err` when
+/// the backend used up the timeout.
+async fn backend_time<F: Future>(
+    send: F,
+    start: Instant,
+    timeout: Duration,
+    wait: &ClientWait,
+) -> Result<F::Output, ()> {
+    let send = std::pin::pin!(send);
+    let timer = std::pin::pin!(tokio::time::sleep_until(start + timeout));
+    let (mut send, mut timer) = (send, timer);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = send.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let backend = now
+                .saturating_duration_since(start)
+                .saturating_sub(wait.waited(now));
+            if backend >= timeout {
+                return Poll::Ready(Err(()));
+            }
+            timer.as_mut().reset(now + (timeout - backend));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 fn classify(e: &SendError) -> (ApimError, UpstreamError) {
@@ -211,10 +287,12 @@ impl Proxy {
     /// when the caller gives up on the request anyway (an endpoint timeout that would end
     /// later needs no timer of its own). `keep_fields`: the caller writes the response to an
     /// HTTP/1.1 client and reads none of its fields, so they may stay as they arrived
-    /// ([`GatewayBody::backend_fields`]) instead of in the header map.
+    /// ([`GatewayBody::backend_fields`]) instead of in the header map. `request_meter`: set
+    /// to the count of the request body's bytes when there is a body.
     // a function returning an `async move` block, not an `async fn`: an async fn's future
     // keeps each argument twice (the argument and the body's copy of it, rust-lang/rust#62958),
     // and the request alone is 384 bytes; here only its parts are kept, once
+    #[allow(clippy::too_many_arguments)] // the flow's locals, passed as they are (no struct to fill per request)
     pub(crate) fn forward<'a>(
         &'a self,
         req: Request<GatewayBody>,
@@ -223,6 +301,7 @@ impl Proxy {
         transport: Transport,
         deadline: Option<Instant>,
         keep_fields: bool,
+        request_meter: &'a mut Option<Arc<ClientWait>>,
     ) -> impl Future<Output = Result<Response<GatewayBody>, ApimError>> + 'a {
         let (mut parts, body) = req.into_parts();
         async move {
@@ -244,15 +323,18 @@ impl Proxy {
             let key_type = auth.map_or(KeyType::Production, |a| a.key_type);
             let group = eps.group(key_type)?;
 
-            let upgrade = upgrade::is_upgrade(&parts.headers);
+            // only a WebSocket handshake to a WS API is an upgrade; any other `Upgrade`
+            // (h2c, or websocket to an HTTP API) is left behind and the request goes as is
+            let upgrade =
+                api.api_type == "WS" && upgrade::is_websocket(&parts.method, &parts.headers);
             let tls = transport.tls;
             let client_ip = transport.client_ip;
-            let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-                parts
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
-            });
+            // the host the request was routed by: the absolute form's authority replaces
+            // `Host` (RFC 9112 §3.2.2), as HTTP/2's does
+            let original_host = match parts.uri.authority() {
+                Some(a) => HeaderValue::try_from(a.as_str()).ok(),
+                None => parts.headers.get(header::HOST).cloned(),
+            };
             let jwt = match (&shared.jwt, auth) {
                 (Some(jwt), Some(auth)) => Some(jwt.sign(auth, api)?),
                 _ => None,
@@ -273,30 +355,46 @@ impl Proxy {
             };
 
             let resource = &parts.uri.path()[route.resource_start.min(parts.uri.path().len())..];
-            let query = parts.uri.query();
+            // an API key in the query is a credential: it stays here, as the header does
+            let without_key = parts
+                .uri
+                .query()
+                .filter(|q| {
+                    q.contains(API_KEY_PARAM) && api.security_scheme.iter().any(|s| s == "api_key")
+                })
+                .and_then(|q| remove_query_param(q, API_KEY_PARAM));
+            let query = match &without_key {
+                Some(q) if q.is_empty() => None,
+                Some(q) => Some(q.as_str()),
+                None => parts.uri.query(),
+            };
 
             // a body we may replay on the next endpoint, or the stream for a single attempt
             let replayable = group.len() > 1
                 && (body.is_end_stream() || declared.is_some_and(|n| n <= REPLAY_LIMIT));
             let mut stream = None;
             let mut buffered = Bytes::new();
+            // the time spent waiting for the client's body, which the endpoint timer leaves out
+            let mut client_wait = None;
+            let body_timeout = shared.settings.client_body_timeout;
             if replayable && !body.is_end_stream() {
+                let (body, wait) = body.client_timed(body_timeout);
+                *request_meter = Some(wait);
                 buffered = body
                     .limited(limit)
                     .collect()
                     .await
-                    .map_err(|e| {
-                        if is_body_too_large(e.as_ref()) {
-                            ApimError::PayloadTooLarge(format!(
-                                "the request body exceeds {limit} bytes"
-                            ))
-                        } else {
-                            ApimError::BadRequest("the request body could not be read".into())
-                        }
-                    })?
+                    .map_err(|e| body_error(e.as_ref(), limit))?
                     .to_bytes();
             } else if !replayable {
-                stream = Some(body.limited(limit));
+                stream = Some(if body.is_end_stream() {
+                    body
+                } else {
+                    let (body, wait) = body.client_timed(body_timeout);
+                    *request_meter = Some(wait.clone());
+                    client_wait = Some(wait);
+                    body.limited(limit)
+                });
             }
 
             let mut last_err = None;
@@ -324,15 +422,20 @@ impl Proxy {
                     )
                     .keep_fields(keep_fields)
                 };
-                let ends = Instant::now() + timeout;
+                let start = Instant::now();
+                let ends = start + timeout;
                 let answer = if deadline.is_some_and(|d| d <= ends) {
                     // the caller's deadline comes first: one timer per request, not two
                     Ok(shared.pool.send(target, out).await)
+                } else if let Some(wait) = &client_wait {
+                    backend_time(shared.pool.send(target, out), start, timeout, wait).await
                 } else {
-                    tokio::time::timeout_at(ends, shared.pool.send(target, out)).await
+                    tokio::time::timeout_at(ends, shared.pool.send(target, out))
+                        .await
+                        .map_err(|_| ())
                 };
                 match answer {
-                    Err(_) => {
+                    Err(()) => {
                         target.mark_failure();
                         shared.metrics.upstream_error(UpstreamError::Timeout);
                         return Err(ApimError::BackendTimeout(format!(
@@ -345,6 +448,13 @@ impl Proxy {
                         return Ok(Response::from_parts(rp, GatewayBody::from(body)));
                     }
                     Ok(Ok(Answer::Upgrade(rp, conn))) => {
+                        // a 101 that does not complete this handshake (RFC 6455 §4.1: the
+                        // accept value of the client's key) is no WebSocket
+                        if !upgrade::accepts(&parts.headers, &rp.headers) {
+                            return Err(ApimError::BackendUnavailable(
+                                "the backend's 101 does not accept the WebSocket handshake".into(),
+                            ));
+                        }
                         target.mark_success();
                         match client_upgrade.take() {
                         Some(client) => upgrade::splice(client, conn),
@@ -357,15 +467,7 @@ impl Proxy {
                     }
                     Ok(Err(SendError::Body(e))) => {
                         // the client's side: no fault of the endpoint
-                        return Err(if is_body_too_large(e.as_ref()) {
-                            ApimError::PayloadTooLarge(format!(
-                                "the request body exceeds {limit} bytes"
-                            ))
-                        } else {
-                            ApimError::BadRequest(format!(
-                                "the request body could not be read: {e}"
-                            ))
-                        });
+                        return Err(body_error(e.as_ref(), limit));
                     }
                     Ok(Err(e)) => {
                         let (err, kind) = classify(&e);

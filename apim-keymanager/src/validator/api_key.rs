@@ -1,6 +1,5 @@
 //! [`ApiKeyValidator`]: self-contained API keys in the `apikey` header (or query parameter).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use apim_core::artifacts::{ArtifactStore, RouteMatch};
@@ -34,49 +33,9 @@ impl std::fmt::Debug for ApiKeyValidator {
     }
 }
 
-/// Whether `ip` matches one comma-separated entry: an address or a CIDR range.
-pub(crate) fn ip_permitted(list: &str, ip: IpAddr) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .any(|entry| {
-            let (addr, bits) = match entry.split_once('/') {
-                Some((a, b)) => (a, b.parse::<u32>().ok()),
-                None => (entry, None),
-            };
-            let Ok(net) = addr.parse::<IpAddr>() else {
-                return false;
-            };
-            match (net, ip) {
-                (IpAddr::V4(n), IpAddr::V4(i)) => {
-                    let b = bits.unwrap_or(32).min(32);
-                    let mask = if b == 0 { 0 } else { u32::MAX << (32 - b) };
-                    u32::from(n) & mask == u32::from(i) & mask
-                }
-                (IpAddr::V6(n), IpAddr::V6(i)) => {
-                    let b = bits.unwrap_or(128).min(128);
-                    let mask = if b == 0 { 0 } else { u128::MAX << (128 - b) };
-                    u128::from(n) & mask == u128::from(i) & mask
-                }
-                _ => false,
-            }
-        })
-}
-
-/// Whether `referer` matches one comma-separated pattern (`*` matches any run of characters).
-pub(crate) fn referer_permitted(list: &str, referer: &str) -> bool {
-    fn glob(p: &[u8], s: &[u8]) -> bool {
-        match p.split_first() {
-            None => s.is_empty(),
-            Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-            Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
-        }
-    }
-    list.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty() && e.len() <= 512)
-        .any(|p| glob(p.as_bytes(), referer.as_bytes()))
-}
+// the parsing and matching the issuer validates against (apim_core::auth::key_limits):
+// linear-time wildcard matching, entries that do not parse permit nothing
+pub(crate) use apim_core::auth::key_limits::{ip_permitted, referer_permitted};
 
 impl ApiKeyValidator {
     /// A validator with 30 s leeway that reads the `apikey` header and query parameter.
@@ -242,6 +201,7 @@ impl KeyValidator for ApiKeyValidator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn ip_lists() {

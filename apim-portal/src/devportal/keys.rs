@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use apim_core::auth::key_limits;
 use apim_core::crypto::{random_bytes, random_secret};
 use apim_core::model::{KeyMapping, KeyType};
 use apim_core::store::OAuthClient;
@@ -441,12 +442,18 @@ pub(crate) async fn generate_api_key(
         Some(v) => v.get("validityPeriod")?,
         None => None,
     };
-    for k in body.additional_properties.keys() {
-        if k != "permittedIP" && k != "permittedReferer" {
-            return Err(ApimError::validation(
-                format!("additionalProperties.{k}"),
-                "only permittedIP and permittedReferer are accepted",
-            ));
+    for (k, v) in &body.additional_properties {
+        let field = format!("additionalProperties.{k}");
+        match k.as_str() {
+            // the Key Manager's own checks, refused before anything is issued
+            "permittedIP" => key_limits::validate_permitted_ip(&field, v)?,
+            "permittedReferer" => key_limits::validate_permitted_referer(&field, v)?,
+            _ => {
+                return Err(ApimError::validation(
+                    field,
+                    "only permittedIP and permittedReferer are accepted",
+                ))
+            }
         }
     }
     let mut subscribed = Vec::new();
