@@ -36,6 +36,8 @@ impl ProfileArgs {
         cfg.validate()?;
         // every profile: the data dir owner-only, older versions' files tightened
         cfg.secure_data_dir()?;
+        // every internal HTTP client trusts `internal.ca_file` besides the public roots
+        apim_core::tls::install_internal_ca(&cfg)?;
         Ok(cfg)
     }
 }

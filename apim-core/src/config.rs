@@ -1091,6 +1091,96 @@ mod tests {
         );
     }
 
+    /// Issue 18 item 23: placeholders and short internal tokens stop start-up naming the field;
+    /// the default listen address is this host only; a key-encryption key must be 32 bytes.
+    #[test]
+    fn insecure_settings_are_refused() {
+        for t in [
+            "change-me-to-a-long-random-value",
+            "CHANGEME-0123456789abcdefghijklmnopqrstuvwxyz",
+            "short-but-random-9f8e7d",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(
+                field_of(Config::from_toml_str(&format!(
+                    "[internal]\ntoken = \"{t}\"\n"
+                ))),
+                "internal.token",
+                "{t}"
+            );
+            assert_eq!(
+                field_of(Config::from_toml_and_env(
+                    "",
+                    env(&[("APIM_INTERNAL_TOKEN", t)])
+                )),
+                "internal.token",
+                "{t}"
+            );
+        }
+        let ok = Config::from_toml_str(
+            "[internal]\ntoken = \"Jc2Vh0rXkq9pZ3mB7tL1wYf5sN8dQ4aE6uR0iO2\"\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(Config::default().bind_address, "127.0.0.1");
+        assert_eq!(
+            field_of(Config::from_toml_str(
+                "[key_manager]\nkey_encryption_key = \"c2hvcnQ=\"\n"
+            )),
+            "key_manager.key_encryption_key"
+        );
+        let c = Config::from_toml_and_env(
+            "",
+            env(&[(
+                "APIM_KEY_MANAGER_KEY_ENCRYPTION_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            )]),
+        )
+        .unwrap();
+        let k = c.key_encryption_key().unwrap();
+        assert_eq!(k[31], 31);
+        assert_eq!(
+            field_of(Config::from_toml_str("[server]\nidle_timeout_ms = 0\n")),
+            "server.idle_timeout_ms"
+        );
+    }
+
+    /// Issue 18 item 8: the data dir becomes 0700 and the files in it 0600; the generated
+    /// key-encryption key is created 0600 and read back.
+    #[cfg(unix)]
+    #[test]
+    fn data_dir_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("apim.db"), b"").unwrap();
+        std::fs::set_permissions(d.join("apim.db"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let c = Config {
+            data_dir: d.clone(),
+            ..Config::default()
+        };
+        c.secure_data_dir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join("apim.db")), 0o600);
+        let k = c.key_encryption_key().unwrap();
+        assert_eq!(mode(&d.join("signing-keys.kek")), 0o600);
+        assert_eq!(
+            c.key_encryption_key().unwrap(),
+            k,
+            "read back, not regenerated"
+        );
+        let fresh = Config {
+            data_dir: dir.path().join("new/nested"),
+            ..Config::default()
+        };
+        fresh.internal_token().unwrap();
+        assert_eq!(mode(&fresh.data_dir), 0o700);
+        assert_eq!(mode(&fresh.data_dir.join("internal.token")), 0o600);
+    }
+
     #[test]
     fn internal_token_is_generated_once_and_shared() {
         let dir = tempfile::tempdir().unwrap();
