@@ -335,3 +335,37 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for SendTimeout<I> {
         this.check(cx, r)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Issue 18 item 23: a write to a peer that stopped reading fails after the send timeout
+    /// instead of holding the connection (and its task) for ever.
+    #[tokio::test]
+    async fn a_stalled_write_times_out() {
+        let (near, _far) = tokio::io::duplex(1024); // the far end never reads
+        let mut io = SendTimeout::new(near, Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(5), io.write_all(&[0u8; 64 * 1024]))
+            .await
+            .expect("the write ends within the limit")
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // a peer that reads keeps the stream going
+        let (near, mut far) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut far, &mut sink)
+                .await
+                .map(|_| sink.len())
+        });
+        let mut io = SendTimeout::new(near, Duration::from_millis(200));
+        io.write_all(&[0u8; 64 * 1024]).await.unwrap();
+        io.shutdown().await.unwrap();
+        drop(io);
+        assert_eq!(reader.await.unwrap().unwrap(), 64 * 1024);
+    }
+}
