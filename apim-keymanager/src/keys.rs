@@ -377,3 +377,35 @@ impl KeyRing {
         JwtVerifier::from_jwks(&self.jwks())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18 item 8: a sealed key opens only with its key-encryption key and only for the
+    /// row it was sealed for (kid and algorithm are associated data), and holds no plaintext.
+    #[test]
+    fn sealed_keys_open_only_with_their_kek_and_row() {
+        let kek = KeyEncryptionKey::new(&[7u8; 32]);
+        let (_, der) = SigningKey::generate_es256("k1").unwrap();
+        let sealed = kek.seal("k1", "ES256", &der).unwrap();
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.contains(&STANDARD.encode(&der)[..20]));
+        assert_eq!(kek.open("k1", "ES256", &sealed).unwrap(), der);
+        let field = |r: Result<Vec<u8>, ApimError>| match r {
+            Err(ApimError::Config { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let other = KeyEncryptionKey::new(&[8u8; 32]);
+        assert_eq!(
+            field(other.open("k1", "ES256", &sealed)),
+            "key_manager.key_encryption_key"
+        );
+        assert_eq!(
+            field(kek.open("k2", "ES256", &sealed)),
+            "key_manager.key_encryption_key",
+            "a sealed key moved to another kid does not open"
+        );
+        assert!(format!("{kek:?}").contains("redacted"));
+    }
+}
