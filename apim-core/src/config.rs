@@ -673,7 +673,8 @@ impl Config {
     }
 
     /// Creates the data directory owner-only (0700) and takes group and other access away
-    /// from it and from the files directly in it (database, keys, tokens, certificates): a
+    /// from it and from the files the profiles keep in it (database, keys, tokens,
+    /// certificates): a
     /// data directory made by an older version (0755, files 0644) is tightened at start.
     pub fn secure_data_dir(&self) -> Result<(), ApimError> {
         secure_dir(&self.data_dir)
@@ -766,8 +767,18 @@ fn write_new_private(dir: &Path, path: &Path, text: &str) -> std::io::Result<()>
     std::io::Write::write_all(&mut opts.open(path)?, text.as_bytes())
 }
 
+/// The files the profiles keep in the data directory besides the SQLite database (`apim.db*`).
+const DATA_DIR_FILES: &[&str] = &[
+    "internal.token",
+    "admin-password",
+    "signing-keys.kek",
+    "gateway-key.pem",
+    "gateway-cert.pem",
+];
+
 /// Creates `dir` (mode 0700) if missing; removes group and other permissions from it and
-/// from the regular files directly in it.
+/// from the files the profiles keep in it (a data dir pointed at a shared directory does not
+/// get every other file in it changed).
 fn secure_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -788,8 +799,12 @@ fn secure_dir(dir: &Path) -> std::io::Result<()> {
         tighten(dir, &std::fs::metadata(dir)?)?;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
+            let name = entry.file_name();
+            let ours = name
+                .to_str()
+                .is_some_and(|n| n.starts_with("apim.db") || DATA_DIR_FILES.contains(&n));
             let meta = entry.metadata()?; // does not follow symlinks
-            if meta.is_file() {
+            if ours && meta.is_file() {
                 tighten(&entry.path(), &meta)?;
             }
         }
@@ -1161,10 +1176,18 @@ mod tests {
             data_dir: d.clone(),
             ..Config::default()
         };
+        std::fs::write(d.join("notes.txt"), b"").unwrap();
+        std::fs::set_permissions(d.join("notes.txt"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
         c.secure_data_dir().unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&d), 0o700);
         assert_eq!(mode(&d.join("apim.db")), 0o600);
+        assert_eq!(
+            mode(&d.join("notes.txt")),
+            0o644,
+            "not one of ours: left alone"
+        );
         let k = c.key_encryption_key().unwrap();
         assert_eq!(mode(&d.join("signing-keys.kek")), 0o600);
         assert_eq!(
