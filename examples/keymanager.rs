@@ -35,6 +35,9 @@ async fn run(args: Args) -> Result<(), ApimError> {
     settings.base_url = format!("http://{}:{port}", cfg.hostname);
     settings.initial_access_token = cfg.internal.token.clone();
     settings.internal_token = cfg.internal.token.clone();
+    settings.key_encryption_key = Some(apim_keymanager::keys::KeyEncryptionKey::new(
+        &cfg.key_encryption_key()?,
+    ));
     let km = KeyManager::new(store, settings).await?;
 
     let ports = cfg.ports();

@@ -32,6 +32,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::serve::ServerLimits;
 use crate::wiring::KeyManagerHooks;
 
 /// Default admin port of the gateway (`/health`, `/metrics`), before the port offset.
@@ -87,6 +88,8 @@ impl AllInOne {
     /// Opens the store (migrating and seeding it), binds every listener and starts serving.
     pub async fn start(cfg: Config) -> Result<AllInOne, ApimError> {
         cfg.validate()?;
+        // owner-only data dir (an older version's 0755 dir and 0644 files are tightened)
+        cfg.secure_data_dir()?;
         let store = Store::connect(&cfg).await?;
         let seed = store.seed_defaults(cfg.admin.password.as_deref()).await?;
         let admin_credential = match (&seed.generated_admin_password, seed.admin_created) {
@@ -107,6 +110,9 @@ impl AllInOne {
         let mut km_settings = KeyManagerSettings::from_config(&cfg);
         // a gateway of this deployment elsewhere checks Basic credentials here
         km_settings.internal_token = Some(token.clone());
+        km_settings.key_encryption_key = Some(apim_keymanager::keys::KeyEncryptionKey::new(
+            &cfg.key_encryption_key()?,
+        ));
         let km = KeyManager::new(store.clone(), km_settings).await?;
         let hooks = Arc::new(KeyManagerHooks(km.clone()));
         let portal = Portal::new(store.clone())
@@ -177,36 +183,36 @@ impl AllInOne {
         let cp_tls_addr = cp_tls_listener
             .local_addr()
             .map_err(|e| ApimError::Internal(e.to_string()))?;
+        // the control plane's two ports share one connection count, the Traffic Manager's two
+        // another
+        let cp_limits = ServerLimits::from_config(&cfg.server);
+        let tm_limits = ServerLimits::from_config(&cfg.server);
         tasks.spawn(crate::serve::serve_tls(
             cp_tls_listener,
             control_plane.clone(),
             tls.clone(),
+            cp_limits.clone(),
             stopped(&rx),
         ));
         tasks.spawn(crate::serve::serve_tls(
             tm_tls_listener,
             tm.router(),
             tls,
+            tm_limits.clone(),
             stopped(&rx),
         ));
-        let s = stopped(&rx);
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(cp_listener, control_plane)
-                .with_graceful_shutdown(s)
-                .await
-            {
-                tracing::error!(error = %e, "control plane listener failed");
-            }
-        });
-        let s = stopped(&rx);
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(tm_listener, tm.router())
-                .with_graceful_shutdown(s)
-                .await
-            {
-                tracing::error!(error = %e, "traffic manager listener failed");
-            }
-        });
+        tasks.spawn(crate::serve::serve_plain(
+            cp_listener,
+            control_plane,
+            cp_limits,
+            stopped(&rx),
+        ));
+        tasks.spawn(crate::serve::serve_plain(
+            tm_listener,
+            tm.router(),
+            tm_limits,
+            stopped(&rx),
+        ));
         let gateway_http = *addrs
             .http
             .first()

@@ -23,7 +23,8 @@ pub struct ProfileArgs {
 
 impl ProfileArgs {
     /// Loads the configuration file and `APIM_*` variables, applies the command line on top and
-    /// validates the result; errors name the field.
+    /// validates the result (errors name the field); creates the data directory owner-only
+    /// (0700) and takes group and other access from the files in it.
     pub fn load(&self) -> Result<Config, ApimError> {
         let mut cfg = Config::load(self.config.as_deref())?;
         if let Some(d) = &self.data_dir {
@@ -33,6 +34,10 @@ impl ProfileArgs {
             cfg.port_offset = o;
         }
         cfg.validate()?;
+        // every profile: the data dir owner-only, older versions' files tightened
+        cfg.secure_data_dir()?;
+        // every internal HTTP client trusts `internal.ca_file` besides the public roots
+        apim_core::tls::install_internal_ca(&cfg)?;
         Ok(cfg)
     }
 }

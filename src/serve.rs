@@ -3,14 +3,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use apim_core::config::Config;
 use apim_core::ApimError;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use apim_gateway::router_server::serve_router;
+pub use apim_gateway::router_server::ServerLimits;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -42,40 +39,28 @@ pub fn control_plane_tls(cfg: &Config) -> Result<TlsAcceptor, ApimError> {
 }
 
 /// Serves an axum router on `listener` over TLS (HTTP/1.1 and h2 by ALPN) until `shutdown`,
-/// then drains open connections for up to 10 s.
+/// then drains open connections for up to 10 s; with the control plane's connection limits
+/// (`server.idle_timeout_ms`, `server.send_timeout_ms`, `server.max_connections`; see
+/// [`apim_gateway::router_server`]).
 pub async fn serve_tls(
     listener: TcpListener,
     router: axum::Router,
     tls: TlsAcceptor,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            x = apim_gateway::listener::accept(&listener) => x,
-            () = &mut shutdown => break,
-        };
-        let tls = tls.clone();
-        let svc = TowerToHyperService::new(router.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await {
-                Ok(Ok(s)) => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    serve_router(listener, router, Some(tls), limits, shutdown).await
+}
+
+/// Serves an axum router on `listener` over plain HTTP (HTTP/1.1, h2c) until `shutdown`, with
+/// the same limits as [`serve_tls`].
+pub async fn serve_plain(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    serve_router(listener, router, None, limits, shutdown).await
 }
 
 /// A router bound to a plain and a TLS port, ready to serve.
@@ -104,7 +89,8 @@ impl BoundPair {
 }
 
 /// Binds `router` on `plain` and `tls` (port, config field) with the control plane's TLS
-/// certificate. Print the ready line after this returns, then call [`BoundPair::run`].
+/// certificate and connection limits (one connection count for both ports). Print the ready
+/// line after this returns, then call [`BoundPair::run`].
 pub async fn bind_pair(
     cfg: &Config,
     router: axum::Router,
@@ -112,6 +98,7 @@ pub async fn bind_pair(
     tls: (u16, &str),
 ) -> Result<BoundPair, ApimError> {
     let acceptor = control_plane_tls(cfg)?;
+    let limits = ServerLimits::from_config(&cfg.server);
     let plain_l = bind(cfg, plain.0, plain.1).await?;
     let tls_l = bind(cfg, tls.0, tls.1).await?;
     let addr = |l: &TcpListener| {
@@ -124,15 +111,13 @@ pub async fn bind_pair(
         let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let plain_task = tokio::spawn({
-            let (router, s) = (router.clone(), stop(rx.clone()));
-            async move {
-                if let Err(e) = axum::serve(plain_l, router).with_graceful_shutdown(s).await {
-                    tracing::error!(error = %e, "listener failed");
-                }
-            }
-        });
-        let tls_task = tokio::spawn(serve_tls(tls_l, router, acceptor, stop(rx)));
+        let plain_task = tokio::spawn(serve_plain(
+            plain_l,
+            router.clone(),
+            limits.clone(),
+            stop(rx.clone()),
+        ));
+        let tls_task = tokio::spawn(serve_tls(tls_l, router, acceptor, limits, stop(rx)));
         apim_gateway::listener::shutdown_signal().await;
         let _ = tx.send(true);
         let _ = tokio::join!(plain_task, tls_task);

@@ -22,6 +22,16 @@ fn every_sample_config_loads() {
                 DbKind::Sqlite
             }
         );
+        // issue 18 item 23: no internal token over plain HTTP, no placeholder token shipped,
+        // the listen address stated (the default answers this host only)
+        assert!(
+            !text.contains("http://"),
+            "{}: internal URLs must be https",
+            path.display()
+        );
+        assert_eq!(cfg.internal.token, None, "{}", path.display());
+        assert!(cfg.internal.ca_file.is_some(), "{}", path.display());
+        assert!(text.contains("bind_address"), "{}", path.display());
         n += 1;
     }
     assert!(n >= 5, "expected the distributed sample configs, found {n}");

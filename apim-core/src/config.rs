@@ -28,7 +28,8 @@ pub struct Config {
     pub port_offset: u16,
     /// Host name used in URLs this instance prints and issues (token issuer, metadata).
     pub hostname: String,
-    /// Address to bind listeners to.
+    /// Address to bind listeners to: `127.0.0.1` by default (the all-in-one answers this host
+    /// only); a distributed deployment sets it (`0.0.0.0`, or one interface).
     pub bind_address: String,
     /// Databases.
     pub database: DatabaseConfig,
@@ -77,6 +78,15 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) besides the control plane's own from which browsers may
     /// change state through the REST APIs; any other `Origin` gets 403 (default: none).
     pub allowed_origins: Vec<String>,
+    /// Control-plane and Traffic Manager ports: a request head not complete, or a connection
+    /// without a request, for this long (ms) is closed.
+    pub idle_timeout_ms: u64,
+    /// Control-plane and Traffic Manager ports: a response write that makes no progress for
+    /// this long (ms; a client that stopped reading) closes the connection.
+    pub send_timeout_ms: u64,
+    /// Control-plane and Traffic Manager ports: most open connections per router (the plain and
+    /// TLS port together); connections beyond it are closed at once.
+    pub max_connections: usize,
 }
 
 /// Gateway settings.
@@ -205,6 +215,13 @@ pub struct KeyManagerConfig {
     pub refresh_token_lifetime_secs: u64,
     /// Key Manager base URL, for profiles that do not run it in-process.
     pub url: Option<String>,
+    /// Key-encryption key for the signing keys kept in the database (AES-256-GCM): 32 bytes,
+    /// base64 or base64url (`APIM_KEY_MANAGER_KEY_ENCRYPTION_KEY`). Takes precedence over
+    /// `key_encryption_key_file`.
+    pub key_encryption_key: Option<String>,
+    /// File holding the key-encryption key (base64, mode 0600). With neither set, one is
+    /// generated into `<data_dir>/signing-keys.kek` (see [`Config::key_encryption_key`]).
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 /// First-start admin account.
@@ -222,8 +239,13 @@ pub struct AdminConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct InternalConfig {
     /// Bearer token for `/internal/...` and the Traffic Manager; generated under the data dir
-    /// when unset (fine for all-in-one; set it explicitly for a distributed deployment).
+    /// when unset (fine for all-in-one; set it explicitly for a distributed deployment). At
+    /// least 32 characters; the shipped configurations' placeholders are refused.
     pub token: Option<String>,
+    /// PEM CA certificates that every internal HTTP client (gateway snapshot and event stream,
+    /// Traffic Manager counts, remote Key Manager calls) trusts besides the public (webpki)
+    /// roots: the deployment's private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -232,7 +254,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./apim-data"),
             port_offset: 0,
             hostname: "localhost".into(),
-            bind_address: "0.0.0.0".into(),
+            bind_address: "127.0.0.1".into(),
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
             gateway: GatewayConfig::default(),
@@ -264,6 +286,9 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             allowed_origins: Vec::new(),
+            idle_timeout_ms: 60_000,
+            send_timeout_ms: 60_000,
+            max_connections: 1_000,
         }
     }
 }
@@ -316,6 +341,8 @@ impl Default for KeyManagerConfig {
             access_token_lifetime_secs: 3600,
             refresh_token_lifetime_secs: 86_400,
             url: None,
+            key_encryption_key: None,
+            key_encryption_key_file: None,
         }
     }
 }
@@ -496,6 +523,9 @@ impl Config {
                 self.gateway.client_body_timeout_ms,
             ),
             ("gateway.send_timeout_ms", self.gateway.send_timeout_ms),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+            ("server.send_timeout_ms", self.server.send_timeout_ms),
+            ("server.max_connections", self.server.max_connections as u64),
             ("gateway.max_body_bytes", self.gateway.max_body_bytes),
             (
                 "traffic_manager.report_interval_ms",
@@ -529,12 +559,10 @@ impl Config {
             }
         }
         if let Some(t) = &self.internal.token {
-            if t.len() < 16 {
-                return Err(ApimError::config(
-                    "internal.token",
-                    "must be at least 16 characters",
-                ));
-            }
+            check_internal_token(t)?;
+        }
+        if let Some(k) = &self.key_manager.key_encryption_key {
+            decode_kek(k).map_err(|m| ApimError::config("key_manager.key_encryption_key", m))?;
         }
         for (i, o) in self.server.allowed_origins.iter().enumerate() {
             let ok = o.parse::<http::Uri>().is_ok_and(|u| {
@@ -601,15 +629,7 @@ impl Config {
             }
         }
         let token = crate::crypto::random_secret()?;
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.data_dir)?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            std::io::Write::write_all(&mut opts.open(&path)?, token.as_bytes())
-        };
-        match write() {
+        match write_new_private(&self.data_dir, &path, &token) {
             Ok(()) => Ok(token),
             // another profile of this host created it first: use theirs
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -627,6 +647,70 @@ impl Config {
                 format!("cannot write {}: {e}", path.display()),
             )),
         }
+    }
+
+    /// The key-encryption key that seals the signing keys in the database (32 bytes):
+    /// `key_manager.key_encryption_key` (or `APIM_KEY_MANAGER_KEY_ENCRYPTION_KEY`), else the file
+    /// `key_manager.key_encryption_key_file`, else `<data_dir>/signing-keys.kek`, generated
+    /// with mode 0600 on first use. The generated file sits next to the SQLite database: it
+    /// protects database dumps and backups (and a PostgreSQL database read by someone else),
+    /// not a reader of the whole data directory — keep the key elsewhere for that.
+    pub fn key_encryption_key(&self) -> Result<[u8; 32], ApimError> {
+        if let Some(k) = &self.key_manager.key_encryption_key {
+            return decode_kek(k)
+                .map_err(|m| ApimError::config("key_manager.key_encryption_key", m));
+        }
+        let field = "key_manager.key_encryption_key_file";
+        if let Some(p) = &self.key_manager.key_encryption_key_file {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ApimError::config(field, format!("cannot read {}: {e}", p.display()))
+            })?;
+            return decode_kek(text.trim())
+                .map_err(|m| ApimError::config(field, format!("{}: {m}", p.display())));
+        }
+        let path = self.data_dir.join("signing-keys.kek");
+        match std::fs::read_to_string(&path) {
+            Ok(t) => {
+                return decode_kek(t.trim())
+                    .map_err(|m| ApimError::config(field, format!("{}: {m}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ApimError::config(
+                    field,
+                    format!("cannot read {}: {e}", path.display()),
+                ))
+            }
+        }
+        let key = crate::crypto::random_bytes(32)?;
+        let text = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &key);
+        match write_new_private(&self.data_dir, &path, &text) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "generated the signing keys' key-encryption key");
+                decode_kek(&text).map_err(|m| ApimError::config(field, m))
+            }
+            // another profile of this host created it first: use theirs
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let t = std::fs::read_to_string(&path).map_err(|e| {
+                    ApimError::config(field, format!("cannot read {}: {e}", path.display()))
+                })?;
+                decode_kek(t.trim())
+                    .map_err(|m| ApimError::config(field, format!("{}: {m}", path.display())))
+            }
+            Err(e) => Err(ApimError::config(
+                field,
+                format!("cannot write {}: {e}", path.display()),
+            )),
+        }
+    }
+
+    /// Creates the data directory owner-only (0700) and takes group and other access away
+    /// from it and from the files the profiles keep in it (database, keys, tokens,
+    /// certificates): a
+    /// data directory made by an older version (0755, files 0644) is tightened at start.
+    pub fn secure_data_dir(&self) -> Result<(), ApimError> {
+        secure_dir(&self.data_dir)
+            .map_err(|e| ApimError::config("data_dir", format!("{}: {e}", self.data_dir.display())))
     }
 
     /// URL of apimgtdb: the explicit one, else `url`, else SQLite under the data dir.
@@ -653,6 +737,153 @@ impl Config {
             self.data_dir.join("apim.db").display()
         )
     }
+}
+
+/// Placeholder values of `internal.token` that configuration files and examples have shipped
+/// (and that copy-pasted configurations would carry): refused at start.
+const PLACEHOLDER_TOKENS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "replace-me",
+    "placeholder",
+    "your-token",
+    "example",
+];
+/// Shortest accepted `internal.token` (a generated one has 43 characters, 256 bits).
+pub const MIN_INTERNAL_TOKEN_LEN: usize = 32;
+
+fn check_internal_token(t: &str) -> Result<(), ApimError> {
+    let lower = t.to_ascii_lowercase();
+    if let Some(p) = PLACEHOLDER_TOKENS.iter().find(|p| lower.contains(*p)) {
+        return Err(ApimError::config(
+            "internal.token",
+            format!("is a placeholder ('{p}'): set a random value, e.g. `openssl rand -base64 32`"),
+        ));
+    }
+    if t.chars().count() < MIN_INTERNAL_TOKEN_LEN {
+        return Err(ApimError::config(
+            "internal.token",
+            format!("must be at least {MIN_INTERNAL_TOKEN_LEN} characters"),
+        ));
+    }
+    if t.bytes().all(|b| b == t.as_bytes()[0]) {
+        return Err(ApimError::config(
+            "internal.token",
+            "must be a random value",
+        ));
+    }
+    Ok(())
+}
+
+/// A key-encryption key: 32 bytes in base64 (standard or URL-safe, padded or not).
+fn decode_kek(text: &str) -> Result<[u8; 32], String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(text.trim()).ok())
+        .ok_or("must be base64 (32 random bytes, e.g. `openssl rand -base64 32`)")?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("must be 32 bytes, is {}", b.len()))
+}
+
+/// Writes `text` to a new file `path` (mode 0600) in `dir` (created 0700 if missing); fails
+/// with `AlreadyExists` if another process made it first.
+fn write_new_private(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+    secure_dir(dir)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(path)?, text.as_bytes())
+}
+
+/// The files the profiles keep in the data directory besides the SQLite database (`apim.db*`).
+const DATA_DIR_FILES: &[&str] = &[
+    "internal.token",
+    "admin-password",
+    "signing-keys.kek",
+    "gateway-key.pem",
+    "gateway-cert.pem",
+];
+
+/// Creates `dir` (mode 0700) if missing; removes group and other permissions from it and
+/// from the files the profiles keep in it (a data dir pointed at a shared directory does not
+/// get every other file in it changed).
+fn secure_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let tighten = |p: &Path, meta: &std::fs::Metadata| -> std::io::Result<()> {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o700))?;
+                tracing::info!(path = %p.display(), from = format!("{mode:o}"), to = format!("{:o}", mode & 0o700), "tightened permissions");
+            }
+            Ok(())
+        };
+        tighten(dir, &std::fs::metadata(dir)?)?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let ours = name
+                .to_str()
+                .is_some_and(|n| n.starts_with("apim.db") || DATA_DIR_FILES.contains(&n));
+            let meta = entry.metadata()?; // does not follow symlinks
+            if ours && meta.is_file() {
+                tighten(&entry.path(), &meta)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the SQLite database file of `url` (mode 0600) if it does not exist, so that SQLite,
+/// which gives its `-wal` and `-shm` files the database's mode, never makes any of them
+/// readable by others; an existing file loses group and other access.
+pub fn precreate_sqlite_file(url: &str) -> std::io::Result<()> {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(());
+    };
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') || path.contains("mode=memory") {
+        return Ok(());
+    }
+    let path = Path::new(path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let file = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            if let Ok(m) = std::fs::metadata(&side) {
+                let mode = m.permissions().mode() & 0o7777;
+                if m.is_file() && mode & 0o077 != 0 {
+                    std::fs::set_permissions(&side, std::fs::Permissions::from_mode(mode & 0o700))?;
+                }
+            }
+        }
+    }
+    drop(file);
+    Ok(())
 }
 
 /// Classifies a database URL.
@@ -724,9 +955,12 @@ fn find_key<'a>(defaults: &'a toml::Table, key: &str) -> Option<(Option<&'a str>
         ("traffic_manager", "redis_url"),
         ("key_manager", "issuer"),
         ("key_manager", "url"),
+        ("key_manager", "key_encryption_key"),
+        ("key_manager", "key_encryption_key_file"),
         ("admin", "username"),
         ("admin", "password"),
         ("internal", "token"),
+        ("internal", "ca_file"),
     ];
     OPTIONAL
         .iter()
@@ -902,6 +1136,104 @@ mod tests {
             field_of(Config::from_toml_str("[admin]\npassword = \"short\"\n")),
             "admin.password"
         );
+    }
+
+    /// Issue 18 item 23: placeholders and short internal tokens stop start-up naming the field;
+    /// the default listen address is this host only; a key-encryption key must be 32 bytes.
+    #[test]
+    fn insecure_settings_are_refused() {
+        for t in [
+            "change-me-to-a-long-random-value",
+            "CHANGEME-0123456789abcdefghijklmnopqrstuvwxyz",
+            "short-but-random-9f8e7d",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(
+                field_of(Config::from_toml_str(&format!(
+                    "[internal]\ntoken = \"{t}\"\n"
+                ))),
+                "internal.token",
+                "{t}"
+            );
+            assert_eq!(
+                field_of(Config::from_toml_and_env(
+                    "",
+                    env(&[("APIM_INTERNAL_TOKEN", t)])
+                )),
+                "internal.token",
+                "{t}"
+            );
+        }
+        let ok = Config::from_toml_str(
+            "[internal]\ntoken = \"Jc2Vh0rXkq9pZ3mB7tL1wYf5sN8dQ4aE6uR0iO2\"\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(Config::default().bind_address, "127.0.0.1");
+        assert_eq!(
+            field_of(Config::from_toml_str(
+                "[key_manager]\nkey_encryption_key = \"c2hvcnQ=\"\n"
+            )),
+            "key_manager.key_encryption_key"
+        );
+        let c = Config::from_toml_and_env(
+            "",
+            env(&[(
+                "APIM_KEY_MANAGER_KEY_ENCRYPTION_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            )]),
+        )
+        .unwrap();
+        let k = c.key_encryption_key().unwrap();
+        assert_eq!(k[31], 31);
+        assert_eq!(
+            field_of(Config::from_toml_str("[server]\nidle_timeout_ms = 0\n")),
+            "server.idle_timeout_ms"
+        );
+    }
+
+    /// Issue 18 item 8: the data dir becomes 0700 and the files in it 0600; the generated
+    /// key-encryption key is created 0600 and read back.
+    #[cfg(unix)]
+    #[test]
+    fn data_dir_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("apim.db"), b"").unwrap();
+        std::fs::set_permissions(d.join("apim.db"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let c = Config {
+            data_dir: d.clone(),
+            ..Config::default()
+        };
+        std::fs::write(d.join("notes.txt"), b"").unwrap();
+        std::fs::set_permissions(d.join("notes.txt"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        c.secure_data_dir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join("apim.db")), 0o600);
+        assert_eq!(
+            mode(&d.join("notes.txt")),
+            0o644,
+            "not one of ours: left alone"
+        );
+        let k = c.key_encryption_key().unwrap();
+        assert_eq!(mode(&d.join("signing-keys.kek")), 0o600);
+        assert_eq!(
+            c.key_encryption_key().unwrap(),
+            k,
+            "read back, not regenerated"
+        );
+        let fresh = Config {
+            data_dir: dir.path().join("new/nested"),
+            ..Config::default()
+        };
+        fresh.internal_token().unwrap();
+        assert_eq!(mode(&fresh.data_dir), 0o700);
+        assert_eq!(mode(&fresh.data_dir.join("internal.token")), 0o600);
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub mod store;
 pub mod test_util;
 pub mod throttle;
 pub mod time;
+pub mod tls;
 pub mod uri_template;
 
 use std::future::Future;

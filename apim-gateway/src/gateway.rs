@@ -339,11 +339,13 @@ impl Gateway {
             if let Some(l) = admin_listener {
                 let router = self.admin_router();
                 let s = workers::stopped(rx.clone());
-                tasks.spawn(async move {
-                    if let Err(e) = axum::serve(l, router).with_graceful_shutdown(s).await {
-                        tracing::warn!(error = %e, "admin listener failed");
-                    }
-                });
+                // the limits of the control plane's ports: slow heads, idle connections,
+                // stalled writes and a connection cap
+                let idle = Duration::from_millis(self.config.gateway.idle_timeout_ms);
+                let limits = crate::router_server::ServerLimits::new(idle, idle, 256);
+                tasks.spawn(crate::router_server::serve_router(
+                    l, router, None, limits, s,
+                ));
             }
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");

@@ -58,6 +58,7 @@ pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod request_id;
+pub mod router_server;
 pub mod sync;
 pub mod tls;
 mod workers;

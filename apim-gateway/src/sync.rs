@@ -134,8 +134,9 @@ impl Syncer {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
+        // the deployment's private CA too (`internal.ca_file`)
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config((*apim_core::tls::internal_client_config()).clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

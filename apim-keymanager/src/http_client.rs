@@ -1,5 +1,6 @@
 //! The HTTP client the Key Manager's remote parts share (remote JWKS, introspection, user
-//! checks): hyper-util's pooled client over http or https (rustls, webpki roots), HTTP/1.1;
+//! checks): hyper-util's pooled client over http or https (rustls, the webpki roots and the
+//! deployment's private CA, `internal.ca_file`: `apim_core::tls`), HTTP/1.1;
 //! and [`RemoteEndpoint`], one Key Manager endpoint called with fixed credentials.
 
 use std::time::Duration;
@@ -17,7 +18,7 @@ pub(crate) type HttpClient = hyper_util::client::legacy::Client<
 /// A new client.
 pub(crate) fn https_client() -> HttpClient {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config((*apim_core::tls::internal_client_config()).clone())
         .https_or_http()
         .enable_http1()
         .build();

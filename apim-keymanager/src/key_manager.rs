@@ -39,6 +39,9 @@ pub struct KeyManagerSettings {
     /// The deployment's internal token: what gateways present to check user credentials
     /// ([`crate::internal`]); unset, the internal endpoints refuse every call.
     pub internal_token: Option<String>,
+    /// Seals the signing keys in the store (AES-256-GCM); the profiles set it from
+    /// `Config::key_encryption_key`. Unset, keys are stored in plaintext (a warning is logged).
+    pub key_encryption_key: Option<crate::keys::KeyEncryptionKey>,
 }
 
 impl std::fmt::Debug for KeyManagerSettings {
@@ -74,6 +77,7 @@ impl KeyManagerSettings {
             initial_access_token: None,
             user_cache_ttl: Duration::from_secs(60),
             internal_token: None,
+            key_encryption_key: None,
         }
     }
 
@@ -135,7 +139,10 @@ impl KeyManager {
     /// Opens the Key Manager: loads the signing keys from the store, generating an ES256 key on
     /// first start.
     pub async fn new(store: Store, settings: KeyManagerSettings) -> Result<KeyManager, ApimError> {
-        let ring = KeyRing::load_or_generate(&store).await?;
+        if settings.key_encryption_key.is_none() {
+            tracing::warn!("no key-encryption key: signing keys are kept in the store unencrypted");
+        }
+        let ring = KeyRing::load_or_generate(&store, settings.key_encryption_key.as_ref()).await?;
         let jwks = JwksSource::fixed(&ring.jwks());
         Ok(KeyManager {
             inner: Arc::new(Inner {
@@ -184,7 +191,15 @@ impl KeyManager {
         pkcs8_der: &[u8],
         active: bool,
     ) -> Result<(), ApimError> {
-        KeyRing::import(&self.inner.store, kid, alg, pkcs8_der, active).await?;
+        KeyRing::import(
+            &self.inner.store,
+            self.inner.settings.key_encryption_key.as_ref(),
+            kid,
+            alg,
+            pkcs8_der,
+            active,
+        )
+        .await?;
         self.reload_keys().await
     }
 
@@ -198,7 +213,11 @@ impl KeyManager {
     }
 
     async fn reload_keys(&self) -> Result<(), ApimError> {
-        let ring = KeyRing::load_or_generate(&self.inner.store).await?;
+        let ring = KeyRing::load_or_generate(
+            &self.inner.store,
+            self.inner.settings.key_encryption_key.as_ref(),
+        )
+        .await?;
         self.inner.jwks.set(&ring.jwks());
         let ring = Arc::new(ring);
         match self.inner.keys.write() {

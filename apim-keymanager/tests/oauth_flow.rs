@@ -353,3 +353,69 @@ async fn a_client_introspects_only_its_own_tokens() {
     assert_eq!(own["active"], true, "{own}");
     assert_eq!(own["client_id"], a.client.client_id.as_str());
 }
+
+/// Issue 18 item 8, on both backends: a signing key an earlier version stored in plaintext is
+/// sealed when a Key Manager with a key-encryption key loads it; its kid and public key stay
+/// (tokens it signed keep verifying), new keys are stored sealed, and a Key Manager without
+/// the key-encryption key cannot use them (start-up names the field).
+#[tokio::test]
+async fn plaintext_signing_keys_are_sealed_on_load() {
+    use apim_keymanager::keys::{is_sealed, Algorithm, KeyEncryptionKey, SigningKey};
+    use base64::Engine as _;
+    let (sqlite, _dir) = common::sqlite().await;
+    let mut stores = vec![sqlite];
+    stores.extend(common::postgres().await);
+    for store in stores {
+        let (old, der) = SigningKey::generate_es256("old-kid").unwrap();
+        let plain = base64::engine::general_purpose::STANDARD.encode(&der);
+        store
+            .put_signing_key("old-kid", "ES256", &plain, true)
+            .await
+            .unwrap();
+        let mut settings = apim_keymanager::KeyManagerSettings::new("http://km.test");
+        settings.key_encryption_key = Some(KeyEncryptionKey::new(&[42u8; 32]));
+        let km = apim_keymanager::KeyManager::new(store.clone(), settings.clone())
+            .await
+            .unwrap();
+        assert_eq!(km.jwks().keys, vec![old.jwk()], "same kid, same public key");
+        let rows = store.signing_keys().await.unwrap();
+        assert!(
+            rows.iter().all(|r| is_sealed(&r.2) && r.2 != plain),
+            "{rows:?}"
+        );
+        let new_kid = km.rotate_key().await.unwrap();
+        let rows = store.signing_keys().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| is_sealed(&r.2)));
+        let kids: Vec<_> = km.jwks().keys.into_iter().filter_map(|k| k.kid).collect();
+        assert!(kids.contains(&new_kid) && kids.contains(&"old-kid".to_owned()));
+        // an imported RSA key is sealed too
+        km.add_signing_key(
+            "rsa-kid",
+            Algorithm::RS256,
+            include_bytes!("keys/rsa2048.pk8.der"),
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(store
+            .signing_keys()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| is_sealed(&r.2)));
+        // without the key-encryption key the sealed keys are refused, naming the field
+        match apim_keymanager::KeyManager::new(
+            store.clone(),
+            apim_keymanager::KeyManagerSettings::new("http://km.test"),
+        )
+        .await
+        {
+            Err(apim_core::ApimError::Config { field, .. }) => {
+                assert_eq!(field, "key_manager.key_encryption_key")
+            }
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("sealed keys loaded without the key-encryption key"),
+        }
+    }
+}

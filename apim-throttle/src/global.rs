@@ -60,6 +60,9 @@ pub struct GlobalConfig {
     pub quota_share: f64,
     /// Timeout of one report.
     pub request_timeout: Duration,
+    /// TLS for `https://` Traffic Manager URLs: the internal clients' set-up (webpki roots
+    /// and `internal.ca_file`, [`apim_core::tls::internal_client_config`]).
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 impl GlobalConfig {
@@ -73,6 +76,7 @@ impl GlobalConfig {
             report_interval: Duration::from_millis(250),
             quota_share: 0.01,
             request_timeout: Duration::from_secs(2),
+            tls: apim_core::tls::internal_client_config(),
         }
     }
 
@@ -353,7 +357,7 @@ impl ThrottleDecider for GlobalThrottle {
     }
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 async fn report_loop(
     shared: Arc<GlobalQuotas>,
@@ -361,7 +365,16 @@ async fn report_loop(
     cfg: GlobalConfig,
     clock: Arc<dyn Clock>,
 ) {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    // http:// and https:// Traffic Managers (before, https URLs were never reached)
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(cfg.request_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*cfg.tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(https);
     let mut pending: Vec<Arc<GlobalKey>> = Vec::new();
     let mut backoff = Duration::ZERO;
     let mut url = 0usize;

@@ -283,3 +283,75 @@ async fn traffic_manager_down_fail_open_decides_locally_then_catches_up() {
         "hits admitted during the outage were reported"
     );
 }
+
+/// Serves `tm` over TLS (a self-signed certificate for `localhost`) on 127.0.0.1; returns the
+/// address and the certificate to trust.
+async fn spawn_tls_tm(
+    tm: TrafficManager,
+) -> (SocketAddr, rustls::pki_types::CertificateDer<'static>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.key_pair.serialize_der()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let (acceptor, router) = (acceptor.clone(), tm.router());
+            tokio::spawn(async move {
+                let Ok(s) = acceptor.accept(s).await else {
+                    return;
+                };
+                let svc = hyper_util::service::TowerToHyperService::new(router);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                .await;
+            });
+        }
+    });
+    (addr, cert)
+}
+
+/// Issue 18 ("also found"): with an `https://` Traffic Manager URL the reporter spoke plain
+/// HTTP only, so no count was ever reported. Now it reports over TLS, trusting the
+/// deployment's private CA (`GlobalConfig::tls`, from `internal.ca_file`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_reach_an_https_traffic_manager_with_a_private_ca() {
+    let tm = tm();
+    let (tls_addr, cert) = spawn_tls_tm(tm.clone()).await;
+    let (plain_addr, _server) = spawn_tm(tm).await; // the same counters, for the probe
+    let a = shared_quota();
+    let clock = ManualClock::at_day_start();
+    let mut cfg = config(tls_addr, false);
+    cfg.urls = vec![format!("https://localhost:{}", tls_addr.port())];
+    cfg.tls = apim_core::tls::client_config_with(&[cert]).unwrap();
+    let g = GlobalThrottle::with_clock(a.clone(), cfg, Arc::new(clock.clone()));
+    let r = req(&a);
+    for _ in 0..3 {
+        assert_eq!(g.check(&r.ctx()), Decision::Allow);
+    }
+    g.report_now();
+    for _ in 0..200 {
+        if tm_total(plain_addr, "sub|app-1:/pizza:1.0", &clock).await == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        tm_total(plain_addr, "sub|app-1:/pizza:1.0", &clock).await,
+        3,
+        "the hits reached the Traffic Manager over TLS"
+    );
+    assert!(g.is_connected());
+}

@@ -97,6 +97,9 @@ async fn open_pool(url: &str, max: u32) -> Result<(AnyPool, DbKind), ApimError> 
                     "PRAGMA busy_timeout=10000",
                     "PRAGMA foreign_keys=ON",
                     "PRAGMA synchronous=NORMAL",
+                    // deleted and overwritten rows (old password hashes, a signing key sealed
+                    // in place) do not linger in free space of the file
+                    "PRAGMA secure_delete=ON",
                 ] {
                     sqlx::query(pragma).execute(&mut *conn).await?;
                 }
@@ -137,15 +140,19 @@ impl Store {
     /// directory), and applies migrations.
     pub async fn connect(config: &Config) -> Result<Store, ApimError> {
         let am = config.apimgt_url();
+        let shared = config.shared_url();
         if db_kind(&am) == Ok(DbKind::Sqlite) {
-            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            // owner-only: the database holds password hashes and (sealed) signing keys
+            config.secure_data_dir()?;
+        }
+        for url in [&am, &shared] {
+            crate::config::precreate_sqlite_file(url).map_err(|e| {
                 ApimError::config(
-                    "data_dir",
-                    format!("cannot create {}: {e}", config.data_dir.display()),
+                    "database.url",
+                    format!("cannot create the SQLite file: {e}"),
                 )
             })?;
         }
-        let shared = config.shared_url();
         let shared = (shared != am).then_some(shared);
         Self::connect_url(&am, shared.as_deref(), config.database.max_connections).await
     }

@@ -428,7 +428,8 @@ impl Store {
         Ok(a + b)
     }
 
-    /// Stores a signing key (PKCS#8, base64). With `active`, every other key becomes inactive.
+    /// Stores a signing key (the Key Manager's sealed text; base64 PKCS#8 when it has no
+    /// key-encryption key). With `active`, every other key becomes inactive.
     pub async fn put_signing_key(
         &self,
         kid: &str,
@@ -454,7 +455,30 @@ impl Store {
         Ok(())
     }
 
-    /// Signing keys `(kid, alg, private key b64, active)`, newest first.
+    /// Replaces the stored private key of `kid` if it still is `old` (moving a plaintext key
+    /// to sealed storage); returns whether it did.
+    pub async fn replace_signing_key_material(
+        &self,
+        kid: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, ApimError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3",
+        )
+        .bind(new)
+        .bind(kid)
+        .bind(old)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Signing keys `(kid, alg, stored private key, active)`, newest first. The stored private
+    /// key is the Key Manager's text (sealed, or base64 PKCS#8 from older versions).
     pub async fn signing_keys(&self) -> Result<Vec<(String, String, String, bool)>, ApimError> {
         let rows = sqlx::query(
             "SELECT kid, alg, private_key, active FROM signing_keys ORDER BY created_at DESC, kid",

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
 use serde_json::Value;
 
-use super::openapi_import::{generate, parse_openapi, OpenApiDefinition};
+use super::openapi_import::{generate, parse_openapi_blocking, OpenApiDefinition};
 use crate::auth::Caller;
 use crate::extract::{field_error, parse_json, Json, Path, Query, RawBody};
 use crate::paging::{List, Paging};
@@ -130,7 +130,7 @@ pub(crate) async fn put_swagger(
     RawBody(body): RawBody,
 ) -> Result<Response, ApimError> {
     let mut api = owned(&p, &caller, &id).await?;
-    let def = parse_openapi(&body)?;
+    let def = parse_openapi_blocking(body).await?;
     api.operations = def.operations;
     p.store().update_api(&id, api).await?;
     repo::put_definition(p.store(), &id, &def.document.to_string()).await?;
@@ -204,12 +204,12 @@ pub(crate) async fn import(
     let (def, extra) = if is_json {
         let req: ImportRequest = parse_json(&body)?;
         let def = match req.definition {
-            Value::String(text) => parse_openapi(text.as_bytes())?,
+            Value::String(text) => parse_openapi_blocking(text.into()).await?,
             doc => super::openapi_import::read_definition(doc)?,
         };
         (def, req.additional_properties)
     } else {
-        (parse_openapi(&body)?, serde_json::Map::new())
+        (parse_openapi_blocking(body).await?, serde_json::Map::new())
     };
     let api = api_from_definition(&def, extra)?;
     let api = p.store().create_api(api, caller.name()).await?;

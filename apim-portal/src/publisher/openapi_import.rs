@@ -10,6 +10,15 @@ use serde_json::Value;
 pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
 /// Most operations one definition may declare.
 pub const MAX_OPERATIONS: usize = 1000;
+/// Values (scalars, sequences, mappings, keys) a YAML definition may expand to, aliases
+/// included, beyond one per byte of the document. A YAML alias repeats the node it names, so
+/// a small document can describe a huge one ("billion laughs": 30 KB that expanded to 1.6 GB);
+/// reading stops at `len + YAML_SLACK_VALUES` values instead. A document without aliases
+/// holds at most one value per two bytes, so it always passes, with room for modest alias use.
+pub const YAML_SLACK_VALUES: usize = 10_000;
+/// Bytes of strings (keys and scalars) a YAML definition may expand to, aliases included:
+/// twice the document's length plus this (without aliases they are fewer than its bytes).
+pub const YAML_SLACK_STRING_BYTES: usize = 64 * 1024;
 
 const VERBS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
 /// Path-item keys that are not operations.
@@ -51,9 +60,7 @@ fn escape(key: &str) -> String {
 /// Parses an OpenAPI document from JSON or YAML text.
 pub fn parse_document(text: &[u8]) -> Result<Value, ApimError> {
     if text.len() > MAX_DEFINITION_BYTES {
-        return Err(ApimError::PayloadTooLarge(format!(
-            "the definition is over {MAX_DEFINITION_BYTES} bytes"
-        )));
+        return Err(too_large());
     }
     let s = std::str::from_utf8(text).map_err(|_| invalid("", "is not valid UTF-8"))?;
     let trimmed = s.trim_start();
@@ -63,7 +70,179 @@ pub fn parse_document(text: &[u8]) -> Result<Value, ApimError> {
     if trimmed.starts_with('{') {
         return serde_json::from_str(s).map_err(|e| invalid("", format!("invalid JSON: {e}")));
     }
-    serde_yaml_ng::from_str::<Value>(s).map_err(|e| invalid("", format!("invalid YAML: {e}")))
+    parse_yaml(s)
+}
+
+/// Parses `text` as [`parse_document`] does, on a thread of tokio's blocking pool: a large
+/// definition takes tens of milliseconds to read, which would stall every other request served
+/// by the same async worker thread.
+pub async fn parse_openapi_blocking(text: bytes::Bytes) -> Result<OpenApiDefinition, ApimError> {
+    if text.len() > MAX_DEFINITION_BYTES {
+        return Err(too_large());
+    }
+    tokio::task::spawn_blocking(move || parse_openapi(&text))
+        .await
+        .map_err(|e| ApimError::Internal(format!("definition parser: {e}")))?
+}
+
+fn too_large() -> ApimError {
+    ApimError::PayloadTooLarge(format!(
+        "the definition is over {MAX_DEFINITION_BYTES} bytes"
+    ))
+}
+
+/// YAML into JSON values within the budget ([`YAML_SLACK_VALUES`], [`YAML_SLACK_STRING_BYTES`]), counted as
+/// the values are built (aliases expanded), so a document that repeats itself through aliases
+/// is refused after a bounded amount of work and memory, not after building all of it.
+fn parse_yaml(s: &str) -> Result<Value, ApimError> {
+    let (max_values, max_bytes) = (
+        s.len() + YAML_SLACK_VALUES,
+        2 * s.len() + YAML_SLACK_STRING_BYTES,
+    );
+    let budget = std::cell::Cell::new(Budget {
+        values: max_values,
+        bytes: max_bytes,
+        exceeded: false,
+    });
+    let seed = Budgeted(&budget);
+    let out =
+        serde::de::DeserializeSeed::deserialize(seed, serde_yaml_ng::Deserializer::from_str(s));
+    match out {
+        Ok(v) => Ok(v),
+        Err(_) if budget.get().exceeded => Err(invalid(
+            "",
+            format!(
+                "expands to more than {max_values} values or {max_bytes} bytes of strings \
+                 through YAML aliases (*name) repeating anchored nodes (&name); refused"
+            ),
+        )),
+        Err(e) => Err(invalid("", format!("invalid YAML: {e}"))),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Budget {
+    values: usize,
+    bytes: usize,
+    exceeded: bool,
+}
+
+/// Builds a [`Value`] as `serde_json`'s own `Deserialize` does, charging every value and
+/// string to the budget.
+#[derive(Clone, Copy)]
+struct Budgeted<'b>(&'b std::cell::Cell<Budget>);
+
+impl Budgeted<'_> {
+    fn charge<E: serde::de::Error>(self, values: usize, bytes: usize) -> Result<(), E> {
+        let mut b = self.0.get();
+        match (b.values.checked_sub(values), b.bytes.checked_sub(bytes)) {
+            (Some(v), Some(n)) => {
+                b.values = v;
+                b.bytes = n;
+                self.0.set(b);
+                Ok(())
+            }
+            _ => {
+                b.exceeded = true;
+                self.0.set(b);
+                Err(E::custom("the document expands beyond the limit"))
+            }
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Budgeted<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.charge(1, 0)?;
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.charge(1, 0)?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.charge(1, 0)?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.charge(1, 0)?;
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.charge(1, v.len())?;
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.charge(1, v.len())?;
+        Ok(Value::String(v))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.charge(1, 0)?;
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.charge(1, 0)?;
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.charge(1, 0)?;
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.charge(1, 0)?;
+        let mut out = serde_json::Map::new();
+        while let Some(k) = map.next_key_seed(Key(self))? {
+            let v = map.next_value_seed(self)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// A mapping key as a string (YAML keys such as `200:` are scalars of any type), charged to
+/// the budget.
+#[derive(Clone, Copy)]
+struct Key<'b>(Budgeted<'b>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key<'_> {
+    type Value = String;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        self.0.charge(1, s.len())?;
+        Ok(s)
+    }
 }
 
 /// Checks a parsed document and extracts the operations.
@@ -302,6 +481,41 @@ paths:
         );
         assert_eq!(field("{\"openapi\": "), "definition");
         assert_eq!(field("- a\n- b"), "definition");
+    }
+
+    /// A flat sequence anchored once and named by thousands of aliases: 30 KB that expand to
+    /// tens of millions of values.
+    fn alias_bomb() -> String {
+        let mut doc =
+            String::from("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\nx-a: &a [");
+        doc.push_str(&"x,".repeat(5000));
+        doc.push_str("x]\nx-b: [");
+        doc.push_str(&"*a,".repeat(6600));
+        doc.push_str("*a]\n");
+        doc
+    }
+
+    #[test]
+    fn yaml_aliases_are_bounded() {
+        let doc = alias_bomb();
+        assert!(doc.len() < 32 * 1024);
+        let t = std::time::Instant::now();
+        let e = parse_openapi(doc.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&e, ApimError::Validation { field, message } if field == "definition" && message.contains("aliases")),
+            "{e:?}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+        // modest alias use (a shared response) still reads
+        let ok = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get: {responses: &r {'200': {description: ok}}}\n  /b:\n    get: {responses: *r}\n";
+        assert_eq!(parse_openapi(ok.as_bytes()).unwrap().operations.len(), 2);
+        // integer keys read as strings, as before
+        let d = parse_openapi(PETSTORE.as_bytes()).unwrap();
+        assert!(d.document["paths"]["/pets"]["get"]["responses"]["200"].is_object());
     }
 
     #[test]
