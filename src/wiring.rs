@@ -84,6 +84,10 @@ impl TokenIntrospector for KeyManagerHooks {
         if v.get("active").and_then(|a| a.as_bool()) != Some(true) {
             return Ok(None);
         }
+        // only access tokens: a refresh token or an API key is no credential for these APIs
+        if v.get("token_type").and_then(|t| t.as_str()) != Some("Bearer") {
+            return Ok(None);
+        }
         let username = v
             .get("username")
             .or_else(|| v.get("sub"))

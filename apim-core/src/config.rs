@@ -196,6 +196,14 @@ pub struct KeyManagerConfig {
     pub refresh_token_lifetime_secs: u64,
     /// Key Manager base URL, for profiles that do not run it in-process.
     pub url: Option<String>,
+    /// Longest access-token lifetime a client may have, seconds (registration asking for more is
+    /// refused; longer stored lifetimes are cut to this).
+    pub max_access_token_lifetime_secs: u64,
+    /// Longest refresh-token lifetime a client may have, seconds.
+    pub max_refresh_token_lifetime_secs: u64,
+    /// Whether users without the admin role may register OAuth clients at `/oauth2/register`
+    /// (their clients never get `apim:*` scopes).
+    pub allow_user_client_registration: bool,
 }
 
 /// First-start admin account.
@@ -304,6 +312,9 @@ impl Default for KeyManagerConfig {
             access_token_lifetime_secs: 3600,
             refresh_token_lifetime_secs: 86_400,
             url: None,
+            max_access_token_lifetime_secs: 86_400,
+            max_refresh_token_lifetime_secs: 30 * 86_400,
+            allow_user_client_registration: false,
         }
     }
 }
@@ -496,6 +507,19 @@ impl Config {
             if v == 0 {
                 return Err(ApimError::config(field, "must be greater than 0"));
             }
+        }
+        let km = &self.key_manager;
+        if km.max_access_token_lifetime_secs < km.access_token_lifetime_secs {
+            return Err(ApimError::config(
+                "key_manager.max_access_token_lifetime_secs",
+                "must be at least key_manager.access_token_lifetime_secs",
+            ));
+        }
+        if km.max_refresh_token_lifetime_secs < km.refresh_token_lifetime_secs {
+            return Err(ApimError::config(
+                "key_manager.max_refresh_token_lifetime_secs",
+                "must be at least key_manager.refresh_token_lifetime_secs",
+            ));
         }
         if self.gateway.max_header_bytes < 1024 {
             return Err(ApimError::config(

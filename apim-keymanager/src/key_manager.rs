@@ -38,6 +38,13 @@ pub struct KeyManagerSettings {
     /// The deployment's internal token: what gateways present to check user credentials
     /// ([`crate::internal`]); unset, the internal endpoints refuse every call.
     pub internal_token: Option<String>,
+    /// Longest access-token lifetime a client may ask for (registration refuses more; a longer
+    /// stored lifetime is cut to this when a token is issued).
+    pub max_access_token_lifetime: Duration,
+    /// Longest refresh-token lifetime a client may ask for.
+    pub max_refresh_token_lifetime: Duration,
+    /// Whether users without the admin role may register clients at `/oauth2/register`.
+    pub allow_user_client_registration: bool,
 }
 
 impl std::fmt::Debug for KeyManagerSettings {
@@ -56,6 +63,15 @@ impl std::fmt::Debug for KeyManagerSettings {
                 "internal_token",
                 &self.internal_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("max_access_token_lifetime", &self.max_access_token_lifetime)
+            .field(
+                "max_refresh_token_lifetime",
+                &self.max_refresh_token_lifetime,
+            )
+            .field(
+                "allow_user_client_registration",
+                &self.allow_user_client_registration,
+            )
             .finish()
     }
 }
@@ -73,6 +89,9 @@ impl KeyManagerSettings {
             initial_access_token: None,
             user_cache_ttl: Duration::from_secs(60),
             internal_token: None,
+            max_access_token_lifetime: Duration::from_secs(86_400),
+            max_refresh_token_lifetime: Duration::from_secs(30 * 86_400),
+            allow_user_client_registration: false,
         }
     }
 
@@ -96,6 +115,13 @@ impl KeyManagerSettings {
             s.refresh_token_lifetime =
                 Duration::from_secs(config.key_manager.refresh_token_lifetime_secs);
         }
+        s.max_access_token_lifetime =
+            Duration::from_secs(config.key_manager.max_access_token_lifetime_secs)
+                .max(s.access_token_lifetime);
+        s.max_refresh_token_lifetime =
+            Duration::from_secs(config.key_manager.max_refresh_token_lifetime_secs)
+                .max(s.refresh_token_lifetime);
+        s.allow_user_client_registration = config.key_manager.allow_user_client_registration;
         s
     }
 }

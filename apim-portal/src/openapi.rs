@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::routing::{delete, get, patch, post, put, MethodRouter};
+use axum::routing::{delete, get, head, patch, post, put, MethodRouter};
 use axum::Router;
 use http::Method;
 
@@ -50,6 +50,10 @@ impl Routes {
 
     pub(crate) fn post<H: Handler<T, Portal>, T: 'static>(self, path: &'static str, h: H) -> Self {
         self.add(Method::POST, path, post(h))
+    }
+
+    pub(crate) fn head<H: Handler<T, Portal>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::HEAD, path, head(h))
     }
 
     pub(crate) fn put<H: Handler<T, Portal>, T: 'static>(self, path: &'static str, h: H) -> Self {

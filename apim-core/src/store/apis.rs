@@ -112,6 +112,7 @@ impl Store {
         .bind(now)
         .execute(tx.conn())
         .await?;
+        Store::save_api_scopes(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiCreate(api_ref(&api)));
         tx.commit().await?;
         Ok(api)
@@ -175,6 +176,7 @@ impl Store {
         api.last_updated_time = now_ms();
         self.check_api_tiers(&mut tx, &api).await?;
         save_api(&mut tx, &api).await?;
+        Store::save_api_scopes(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiUpdate(api_ref(&api)));
         tx.commit().await?;
         Ok(api)
@@ -378,6 +380,7 @@ impl Store {
         api.life_cycle_status = cur.life_cycle_status;
         api.last_updated_time = now_ms();
         save_api(&mut tx, &api).await?;
+        Store::save_api_scopes(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiUpdate(api_ref(&api)));
         tx.commit().await?;
         Ok(api)

@@ -48,6 +48,11 @@ fn apimgt(kind: DbKind) -> Vec<Migration> {
                 include_str!("../../migrations/postgres/0001_events.sql"),
             ),
         },
+        migration(
+            20,
+            "scope definitions, tokens by client",
+            include_str!("../../migrations/0020_scopes.sql"),
+        ),
     ]
 }
 

@@ -25,6 +25,7 @@ mod migrate;
 mod oauth;
 mod outbox;
 mod policies;
+mod scopes;
 mod seed;
 mod users;
 
@@ -45,6 +46,7 @@ use crate::ApimError;
 pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
+pub use scopes::ScopeUse;
 pub use seed::{default_policies, SeedReport};
 pub use users::password_matches;
 
