@@ -118,6 +118,7 @@ mod tests {
                 Method::PUT => &item.put,
                 Method::DELETE => &item.delete,
                 Method::PATCH => &item.patch,
+                Method::HEAD => &item.head,
                 _ => &None,
             };
             assert!(op.is_some(), "{name}: {method} {path} is not documented");
@@ -125,7 +126,7 @@ mod tests {
         let documented: usize = paths
             .values()
             .map(|i| {
-                [&i.get, &i.post, &i.put, &i.delete, &i.patch]
+                [&i.get, &i.post, &i.put, &i.delete, &i.patch, &i.head]
                     .iter()
                     .filter(|o| o.is_some())
                     .count()
