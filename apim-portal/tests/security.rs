@@ -194,3 +194,44 @@ on_both_backends!(generate_token_needs_a_client_credentials_key, |store: Store| 
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     assert!(r.description().contains("grantType"), "{:?}", r.body);
 });
+
+on_both_backends!(imported_scopes_are_defined_with_their_bindings, |store: Store| async move {
+    let app = app(store);
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Petstore", "version": "1.0.0"},
+        "servers": [{"url": "http://localhost:9080/pets"}],
+        "components": {"securitySchemes": {"default": {
+            "type": "oauth2",
+            "flows": {"implicit": {"authorizationUrl": "https://test.com", "scopes": {"write:pets": "", "read:pets": ""}}},
+            "x-scopes-bindings": {"write:pets": "publisher, admin"}
+        }}},
+        "paths": {"/pets": {
+            "get": {"security": [{"default": ["read:pets"]}], "responses": {"200": {"description": "ok"}}},
+            "post": {"security": [{"default": ["write:pets"]}], "responses": {"200": {"description": "ok"}}}
+        }}
+    });
+    let r = send(
+        &app,
+        "POST",
+        &format!("{PUB}/apis/import-openapi"),
+        Some(ADMIN),
+        Some(json!({"definition": doc, "additionalProperties": {"context": "/pets"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let mut scopes: Vec<(String, Value)> = r.body["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["scope"]["name"].as_str().unwrap().to_owned(), s["scope"]["bindings"].clone()))
+        .collect();
+    scopes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        scopes,
+        vec![
+            ("read:pets".to_owned(), json!([])),
+            ("write:pets".to_owned(), json!(["publisher", "admin"]))
+        ]
+    );
+});

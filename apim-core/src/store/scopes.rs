@@ -149,6 +149,15 @@ impl Store {
             .is_some())
     }
 
+    /// Whether a shared scope of this name exists.
+    pub async fn is_shared_scope(&self, name: &str) -> Result<bool, ApimError> {
+        Ok(sqlx::query("SELECT 1 FROM scopes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.am())
+            .await?
+            .is_some())
+    }
+
     /// Adds a shared scope; 409 when the name is taken (shared or by an API).
     pub async fn create_shared_scope(&self, mut scope: Scope) -> Result<Scope, ApimError> {
         scope.validate()?;
