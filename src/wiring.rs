@@ -194,7 +194,13 @@ mod tests {
         let access = token["access_token"].as_str().expect("access token");
         let refresh = token["refresh_token"].as_str().expect("refresh token");
         assert_eq!(call(&portal, get(access)).await.0, StatusCode::OK);
-        assert_eq!(call(&portal, get(refresh)).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(call(&portal, get(&api_key)).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call(&portal, get(refresh)).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&portal, get(&api_key)).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

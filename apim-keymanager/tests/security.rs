@@ -70,7 +70,12 @@ async fn seed(store: &Store) -> (Api, Application) {
 }
 
 /// A client of `app` owned by `owner`, registered in-process, allowing `grants`.
-async fn app_client(km: &KeyManager, app: &Application, owner: &str, grants: &[&str]) -> (String, String) {
+async fn app_client(
+    km: &KeyManager,
+    app: &Application,
+    owner: &str,
+    grants: &[&str],
+) -> (String, String) {
     let c = km
         .register_client(
             ClientRegistration {
@@ -83,7 +88,11 @@ async fn app_client(km: &KeyManager, app: &Application, owner: &str, grants: &[&
         .await
         .unwrap();
     km.store()
-        .add_key_mapping(&app.application_id, KeyType::Production, &c.client.client_id)
+        .add_key_mapping(
+            &app.application_id,
+            KeyType::Production,
+            &c.client.client_id,
+        )
         .await
         .unwrap();
     (c.client.client_id, c.client_secret)
@@ -190,7 +199,12 @@ on_both_backends!(bound_scopes_need_a_bound_role, |store: Store| async move {
     let (st, _, body) = post_form(
         &token_url,
         Some(&client_auth),
-        &[("grant_type", "password"), ("username", "alice"), ("password", PW), ("scope", asked)],
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PW),
+            ("scope", asked),
+        ],
     )
     .await;
     assert_eq!(st, 200, "{body}");
@@ -202,16 +216,27 @@ on_both_backends!(bound_scopes_need_a_bound_role, |store: Store| async move {
     let (st, _, body) = post_form(
         &token_url,
         Some(&client_auth),
-        &[("grant_type", "password"), ("username", "bob"), ("password", PW), ("scope", asked)],
+        &[
+            ("grant_type", "password"),
+            ("username", "bob"),
+            ("password", PW),
+            ("scope", asked),
+        ],
     )
     .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(scopes_of(&body), ["admin:orders", "read:menu"]);
-    assert_eq!(gateway_code(&v, &api, 1, body["access_token"].as_str().unwrap()).await, 0);
+    assert_eq!(
+        gateway_code(&v, &api, 1, body["access_token"].as_str().unwrap()).await,
+        0
+    );
 
     // refresh after bob lost the role: the bound scope is dropped
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
-    store.set_roles("bob", &["subscriber".into()]).await.unwrap();
+    store
+        .set_roles("bob", &["subscriber".into()])
+        .await
+        .unwrap();
     let (st, _, body) = post_form(
         &token_url,
         Some(&client_auth),
@@ -234,7 +259,10 @@ on_both_backends!(bound_scopes_need_a_bound_role, |store: Store| async move {
     assert_eq!(gateway_code(&v, &api, 1, &t.access_token).await, 900910);
 
     // an application of a publisher: granted there
-    store.set_roles("alice", &["subscriber".into(), "publisher".into()]).await.unwrap();
+    store
+        .set_roles("alice", &["subscriber".into(), "publisher".into()])
+        .await
+        .unwrap();
     let t = km
         .issue_client_credentials_token(&cid, &["admin:orders".into()], None)
         .await
@@ -243,97 +271,103 @@ on_both_backends!(bound_scopes_need_a_bound_role, |store: Store| async move {
     assert_eq!(gateway_code(&v, &api, 1, &t.access_token).await, 0);
 });
 
-on_both_backends!(management_scopes_and_registration_are_first_party, |store: Store| async move {
-    let srv = common::serve(store.clone()).await;
-    let km = &srv.km;
-    seed(&store).await;
-    let token_url = format!("{}/oauth2/token", srv.base);
-    let register_url = format!("{}/oauth2/register", srv.base);
+on_both_backends!(
+    management_scopes_and_registration_are_first_party,
+    |store: Store| async move {
+        let srv = common::serve(store.clone()).await;
+        let km = &srv.km;
+        seed(&store).await;
+        let token_url = format!("{}/oauth2/token", srv.base);
+        let register_url = format!("{}/oauth2/register", srv.base);
 
-    // a subscriber cannot register clients (opt-in knob, off by default)
-    let res = common::http(
-        http::Request::post(&register_url)
-            .header("authorization", basic("alice", PW))
-            .header("content-type", "application/json")
-            .body(br#"{"client_name":"phish","redirect_uris":["https://evil.example/cb"]}"#.to_vec())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
-    assert_eq!(body["error"], "access_denied");
-    assert!(body["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("allow_user_client_registration"));
-
-    // a client a user owns never obtains apim:* scopes, not even for the admin
-    let theirs = km
-        .register_client(
-            ClientRegistration {
-                grant_types: vec!["password".into()],
-                ..Default::default()
-            },
-            "alice",
+        // a subscriber cannot register clients (opt-in knob, off by default)
+        let res = common::http(
+            http::Request::post(&register_url)
+                .header("authorization", basic("alice", PW))
+                .header("content-type", "application/json")
+                .body(
+                    br#"{"client_name":"phish","redirect_uris":["https://evil.example/cb"]}"#
+                        .to_vec(),
+                )
+                .unwrap(),
         )
         .await
         .unwrap();
-    let (st, _, body) = post_form(
-        &token_url,
-        Some(&basic(&theirs.client.client_id, &theirs.client_secret)),
-        &[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", ADMIN_PW),
-            ("scope", "apim:admin apim:api_create"),
-        ],
-    )
-    .await;
-    assert_eq!(st, 200, "{body}");
-    assert_eq!(body["scope"], "default");
+        assert_eq!(res.status(), 400);
+        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(body["error"], "access_denied");
+        assert!(body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("allow_user_client_registration"));
 
-    // a client the admin registered does, as far as the user's roles go
-    let res = common::http(
-        http::Request::post(&register_url)
-            .header("authorization", basic("admin", ADMIN_PW))
-            .header("content-type", "application/json")
-            .body(br#"{"client_name":"console","grant_types":["password"]}"#.to_vec())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 201);
-    let reg: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
-    let console = basic(
-        reg["client_id"].as_str().unwrap(),
-        reg["client_secret"].as_str().unwrap(),
-    );
-    let (_, _, body) = post_form(
-        &token_url,
-        Some(&console),
-        &[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", ADMIN_PW),
-            ("scope", "apim:admin"),
-        ],
-    )
-    .await;
-    assert_eq!(body["scope"], "apim:admin");
-    let (_, _, body) = post_form(
-        &token_url,
-        Some(&console),
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", PW),
-            ("scope", "apim:admin apim:subscribe"),
-        ],
-    )
-    .await;
-    assert_eq!(body["scope"], "apim:subscribe");
-});
+        // a client a user owns never obtains apim:* scopes, not even for the admin
+        let theirs = km
+            .register_client(
+                ClientRegistration {
+                    grant_types: vec!["password".into()],
+                    ..Default::default()
+                },
+                "alice",
+            )
+            .await
+            .unwrap();
+        let (st, _, body) = post_form(
+            &token_url,
+            Some(&basic(&theirs.client.client_id, &theirs.client_secret)),
+            &[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", ADMIN_PW),
+                ("scope", "apim:admin apim:api_create"),
+            ],
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["scope"], "default");
+
+        // a client the admin registered does, as far as the user's roles go
+        let res = common::http(
+            http::Request::post(&register_url)
+                .header("authorization", basic("admin", ADMIN_PW))
+                .header("content-type", "application/json")
+                .body(br#"{"client_name":"console","grant_types":["password"]}"#.to_vec())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 201);
+        let reg: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        let console = basic(
+            reg["client_id"].as_str().unwrap(),
+            reg["client_secret"].as_str().unwrap(),
+        );
+        let (_, _, body) = post_form(
+            &token_url,
+            Some(&console),
+            &[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", ADMIN_PW),
+                ("scope", "apim:admin"),
+            ],
+        )
+        .await;
+        assert_eq!(body["scope"], "apim:admin");
+        let (_, _, body) = post_form(
+            &token_url,
+            Some(&console),
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PW),
+                ("scope", "apim:admin apim:subscribe"),
+            ],
+        )
+        .await;
+        assert_eq!(body["scope"], "apim:subscribe");
+    }
+);
 
 #[tokio::test]
 async fn user_registration_can_be_opened() {
@@ -380,7 +414,10 @@ on_both_backends!(lifetimes_are_capped, |store: Store| async move {
         let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
         assert_eq!(body["error"], "invalid_client_metadata");
         assert!(
-            body["error_description"].as_str().unwrap().starts_with(field),
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
             "{body}"
         );
     }
@@ -399,81 +436,107 @@ on_both_backends!(lifetimes_are_capped, |store: Store| async move {
         .issue_client_credentials_token(&stored.client_id, &[], Some(10 * 365 * 86_400))
         .await
         .unwrap_err();
-    assert!(matches!(&e, ApimError::Validation { field, .. } if field == "validityPeriod"), "{e}");
+    assert!(
+        matches!(&e, ApimError::Validation { field, .. } if field == "validityPeriod"),
+        "{e}"
+    );
 });
 
-on_both_backends!(new_secret_and_removed_keys_end_the_tokens, |store: Store| async move {
-    let srv = common::serve(store.clone()).await;
-    let km = &srv.km;
-    let (_, app) = seed(&store).await;
-    let token_url = format!("{}/oauth2/token", srv.base);
-    let active = |v: serde_json::Value| v["active"] == true;
-    for opaque in [false, true] {
-        let c = km
-            .register_client(
-                ClientRegistration {
-                    token_type: opaque.then(|| "OAUTH".into()),
-                    ..Default::default()
-                },
-                "alice",
+on_both_backends!(
+    new_secret_and_removed_keys_end_the_tokens,
+    |store: Store| async move {
+        let srv = common::serve(store.clone()).await;
+        let km = &srv.km;
+        let (_, app) = seed(&store).await;
+        let token_url = format!("{}/oauth2/token", srv.base);
+        let active = |v: serde_json::Value| v["active"] == true;
+        for opaque in [false, true] {
+            let c = km
+                .register_client(
+                    ClientRegistration {
+                        token_type: opaque.then(|| "OAUTH".into()),
+                        ..Default::default()
+                    },
+                    "alice",
+                )
+                .await
+                .unwrap();
+            let cid = c.client.client_id.clone();
+            let (_, _, body) = post_form(
+                &token_url,
+                Some(&basic(&cid, &c.client_secret)),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", PW),
+                ],
             )
+            .await;
+            let access = body["access_token"].as_str().unwrap().to_owned();
+            let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+            assert!(active(km.introspect(&access).await.unwrap()));
+
+            let new_secret = km.regenerate_client_secret(&cid).await.unwrap();
+            assert!(
+                !active(km.introspect(&access).await.unwrap()),
+                "opaque={opaque}"
+            );
+            let (st, _, body) = post_form(
+                &token_url,
+                Some(&basic(&cid, &new_secret)),
+                &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            )
+            .await;
+            assert_eq!(st, 400, "{body}");
+            assert_eq!(body["error"], "invalid_grant");
+            // the gateways hear of it
+            let snapshot = store.gateway_data().await.unwrap();
+            let jti = if opaque {
+                apim_core::crypto::sha256_hex(access.as_bytes())
+            } else {
+                km.key_ring()
+                    .verifier()
+                    .verify_signature(&access)
+                    .unwrap()
+                    .jti
+            };
+            assert!(snapshot.revoked_tokens.iter().any(|r| r.jti == jti));
+        }
+
+        // keys removed (clean-up): the application's client tokens end too
+        let (cid, _) = app_client(km, &app, "alice", &["client_credentials"]).await;
+        let t = km
+            .issue_client_credentials_token(&cid, &[], None)
             .await
             .unwrap();
-        let cid = c.client.client_id.clone();
-        let (_, _, body) = post_form(
-            &token_url,
-            Some(&basic(&cid, &c.client_secret)),
-            &[("grant_type", "password"), ("username", "alice"), ("password", PW)],
-        )
-        .await;
-        let access = body["access_token"].as_str().unwrap().to_owned();
-        let refresh = body["refresh_token"].as_str().unwrap().to_owned();
-        assert!(active(km.introspect(&access).await.unwrap()));
-
-        let new_secret = km.regenerate_client_secret(&cid).await.unwrap();
-        assert!(!active(km.introspect(&access).await.unwrap()), "opaque={opaque}");
-        let (st, _, body) = post_form(
-            &token_url,
-            Some(&basic(&cid, &new_secret)),
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        )
-        .await;
-        assert_eq!(st, 400, "{body}");
-        assert_eq!(body["error"], "invalid_grant");
-        // the gateways hear of it
-        let snapshot = store.gateway_data().await.unwrap();
-        let jti = if opaque {
-            apim_core::crypto::sha256_hex(access.as_bytes())
-        } else {
-            km.key_ring().verifier().verify_signature(&access).unwrap().jti
-        };
-        assert!(snapshot.revoked_tokens.iter().any(|r| r.jti == jti));
+        assert!(active(km.introspect(&t.access_token).await.unwrap()));
+        store
+            .remove_key_mapping(&app.application_id, KeyType::Production)
+            .await
+            .unwrap();
+        assert!(!active(km.introspect(&t.access_token).await.unwrap()));
     }
+);
 
-    // keys removed (clean-up): the application's client tokens end too
-    let (cid, _) = app_client(km, &app, "alice", &["client_credentials"]).await;
-    let t = km.issue_client_credentials_token(&cid, &[], None).await.unwrap();
-    assert!(active(km.introspect(&t.access_token).await.unwrap()));
-    store
-        .remove_key_mapping(&app.application_id, KeyType::Production)
-        .await
-        .unwrap();
-    assert!(!active(km.introspect(&t.access_token).await.unwrap()));
-});
-
-on_both_backends!(generate_token_needs_the_client_credentials_grant, |store: Store| async move {
-    let km = common::key_manager(store).await;
-    let c = common::client(
-        &km,
-        ClientRegistration {
-            grant_types: vec!["password".into()],
-            ..Default::default()
-        },
-    )
-    .await;
-    let e = km
-        .issue_client_credentials_token(&c.client.client_id, &[], None)
-        .await
-        .unwrap_err();
-    assert!(matches!(&e, ApimError::Validation { field, .. } if field == "grantType"), "{e}");
-});
+on_both_backends!(
+    generate_token_needs_the_client_credentials_grant,
+    |store: Store| async move {
+        let km = common::key_manager(store).await;
+        let c = common::client(
+            &km,
+            ClientRegistration {
+                grant_types: vec!["password".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        let e = km
+            .issue_client_credentials_token(&c.client.client_id, &[], None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ApimError::Validation { field, .. } if field == "grantType"),
+            "{e}"
+        );
+    }
+);

@@ -27,10 +27,18 @@ on_both_backends!(shared_scopes_lifecycle, |store: Store| async move {
         .await
         .unwrap();
     let app = app(store.clone());
-    let scope = json!({"name": "admin:orders", "displayName": "Order admin", "bindings": ["publisher"]});
+    let scope =
+        json!({"name": "admin:orders", "displayName": "Order admin", "bindings": ["publisher"]});
 
     // only admins define shared scopes; bad names name the field
-    let r = send(&app, "POST", &format!("{PUB}/scopes"), Some(CREATOR), Some(scope.clone())).await;
+    let r = send(
+        &app,
+        "POST",
+        &format!("{PUB}/scopes"),
+        Some(CREATOR),
+        Some(scope.clone()),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     let r = send(
         &app,
@@ -42,11 +50,25 @@ on_both_backends!(shared_scopes_lifecycle, |store: Store| async move {
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.description().contains("name"), "{:?}", r.body);
-    let r = send(&app, "POST", &format!("{PUB}/scopes"), Some(ADMIN), Some(scope.clone())).await;
+    let r = send(
+        &app,
+        "POST",
+        &format!("{PUB}/scopes"),
+        Some(ADMIN),
+        Some(scope.clone()),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["bindings"], json!(["publisher"]));
     let id = r.body["id"].as_str().expect("id").to_owned();
-    let r = send(&app, "POST", &format!("{PUB}/scopes"), Some(ADMIN), Some(scope.clone())).await;
+    let r = send(
+        &app,
+        "POST",
+        &format!("{PUB}/scopes"),
+        Some(ADMIN),
+        Some(scope.clone()),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 
     // read: list, one, existence by base64url name
@@ -54,13 +76,34 @@ on_both_backends!(shared_scopes_lifecycle, |store: Store| async move {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["count"], 1);
     assert_eq!(r.body["list"][0]["usageCount"], 0);
-    let r = send(&app, "GET", &format!("{PUB}/scopes/{id}"), Some(CREATOR), None).await;
+    let r = send(
+        &app,
+        "GET",
+        &format!("{PUB}/scopes/{id}"),
+        Some(CREATOR),
+        None,
+    )
+    .await;
     assert_eq!(r.body["name"], "admin:orders");
     let name = URL_SAFE_NO_PAD.encode("admin:orders");
-    let r = send(&app, "HEAD", &format!("{PUB}/scopes/{name}"), Some(CREATOR), None).await;
+    let r = send(
+        &app,
+        "HEAD",
+        &format!("{PUB}/scopes/{name}"),
+        Some(CREATOR),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     let other = URL_SAFE_NO_PAD.encode("no:such");
-    let r = send(&app, "HEAD", &format!("{PUB}/scopes/{other}"), Some(CREATOR), None).await;
+    let r = send(
+        &app,
+        "HEAD",
+        &format!("{PUB}/scopes/{other}"),
+        Some(CREATOR),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // an API's resources may require only defined scopes
@@ -69,11 +112,18 @@ on_both_backends!(shared_scopes_lifecycle, |store: Store| async move {
         "POST",
         &format!("{PUB}/apis"),
         Some(CREATOR),
-        Some(api_with(json!([]), json!([{"target": "/order", "verb": "DELETE", "scopes": ["admin:ordres"]}]))),
+        Some(api_with(
+            json!([]),
+            json!([{"target": "/order", "verb": "DELETE", "scopes": ["admin:ordres"]}]),
+        )),
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
-    assert!(r.description().contains("operations[0].scopes"), "{:?}", r.body);
+    assert!(
+        r.description().contains("operations[0].scopes"),
+        "{:?}",
+        r.body
+    );
     let r = send(
         &app,
         "POST",
@@ -99,26 +149,69 @@ on_both_backends!(shared_scopes_lifecycle, |store: Store| async move {
     );
     second["name"] = "Other".into();
     second["context"] = "/other".into();
-    let r = send(&app, "POST", &format!("{PUB}/apis"), Some(ADMIN), Some(second.clone())).await;
+    let r = send(
+        &app,
+        "POST",
+        &format!("{PUB}/apis"),
+        Some(ADMIN),
+        Some(second.clone()),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
-    assert!(r.description().contains("scopes[0].scope.name"), "{:?}", r.body);
+    assert!(
+        r.description().contains("scopes[0].scope.name"),
+        "{:?}",
+        r.body
+    );
     second["scopes"] = json!([{"scope": {"name": "admin:orders"}}]);
     second["operations"] = json!([]);
-    let r = send(&app, "POST", &format!("{PUB}/apis"), Some(ADMIN), Some(second)).await;
+    let r = send(
+        &app,
+        "POST",
+        &format!("{PUB}/apis"),
+        Some(ADMIN),
+        Some(second),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
-    assert!(r.description().contains("scopes[0].scope.name"), "{:?}", r.body);
-    let r = send(&app, "HEAD", &format!("{PUB}/scopes/{}", URL_SAFE_NO_PAD.encode("read:menu")), Some(CREATOR), None).await;
+    assert!(
+        r.description().contains("scopes[0].scope.name"),
+        "{:?}",
+        r.body
+    );
+    let r = send(
+        &app,
+        "HEAD",
+        &format!("{PUB}/scopes/{}", URL_SAFE_NO_PAD.encode("read:menu")),
+        Some(CREATOR),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
 
     // in use: usage names the API and resource, delete is refused naming the API
-    let r = send(&app, "GET", &format!("{PUB}/scopes/{id}/usage"), Some(CREATOR), None).await;
+    let r = send(
+        &app,
+        "GET",
+        &format!("{PUB}/scopes/{id}/usage"),
+        Some(CREATOR),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["usedApiList"][0]["name"], "PizzaShackAPI");
     assert_eq!(
         r.body["usedApiList"][0]["usedResourceList"],
         json!([{"target": "/order", "verb": "DELETE"}])
     );
-    let r = send(&app, "DELETE", &format!("{PUB}/scopes/{id}"), Some(ADMIN), None).await;
+    let r = send(
+        &app,
+        "DELETE",
+        &format!("{PUB}/scopes/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
     assert!(r.description().contains("PizzaShackAPI"), "{:?}", r.body);
 
@@ -146,33 +239,63 @@ on_both_backends!(shared_scopes_lifecycle, |store: Store| async move {
     assert!(r.description().contains("name"));
 
     // once no API uses it, it can go
-    let r = send(&app, "DELETE", &format!("{PUB}/apis/{api_id}"), Some(CREATOR), None).await;
+    let r = send(
+        &app,
+        "DELETE",
+        &format!("{PUB}/apis/{api_id}"),
+        Some(CREATOR),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let r = send(&app, "DELETE", &format!("{PUB}/scopes/{id}"), Some(ADMIN), None).await;
+    let r = send(
+        &app,
+        "DELETE",
+        &format!("{PUB}/scopes/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let r = send(&app, "GET", &format!("{PUB}/scopes/{id}"), Some(ADMIN), None).await;
+    let r = send(
+        &app,
+        "GET",
+        &format!("{PUB}/scopes/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     // the API's own scopes went with it
-    let r = send(&app, "HEAD", &format!("{PUB}/scopes/{}", URL_SAFE_NO_PAD.encode("read:menu")), Some(CREATOR), None).await;
+    let r = send(
+        &app,
+        "HEAD",
+        &format!("{PUB}/scopes/{}", URL_SAFE_NO_PAD.encode("read:menu")),
+        Some(CREATOR),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 });
 
-on_both_backends!(generate_token_needs_a_client_credentials_key, |store: Store| async move {
-    store
-        .create_user(ALICE.0, ALICE.1, &["subscriber".into()], None)
-        .await
-        .unwrap();
-    let app = app(store.clone());
-    let r = send(
-        &app,
-        "POST",
-        &format!("{DEV}/applications"),
-        Some(ALICE),
-        Some(json!({"name": "App", "throttlingPolicy": "10PerMin"})),
-    )
-    .await;
-    let app_id = r.body["applicationId"].as_str().unwrap().to_owned();
-    let r = send(
+on_both_backends!(
+    generate_token_needs_a_client_credentials_key,
+    |store: Store| async move {
+        store
+            .create_user(ALICE.0, ALICE.1, &["subscriber".into()], None)
+            .await
+            .unwrap();
+        let app = app(store.clone());
+        let r = send(
+            &app,
+            "POST",
+            &format!("{DEV}/applications"),
+            Some(ALICE),
+            Some(json!({"name": "App", "throttlingPolicy": "10PerMin"})),
+        )
+        .await;
+        let app_id = r.body["applicationId"].as_str().unwrap().to_owned();
+        let r = send(
         &app,
         "POST",
         &format!("{DEV}/applications/{app_id}/generate-keys"),
@@ -180,58 +303,67 @@ on_both_backends!(generate_token_needs_a_client_credentials_key, |store: Store| 
         Some(json!({"keyType": "PRODUCTION", "grantTypesToBeSupported": ["password", "refresh_token"]})),
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let km = r.body["keyMappingId"].as_str().unwrap().to_owned();
-    let secret = r.body["consumerSecret"].as_str().unwrap().to_owned();
-    let r = send(
-        &app,
-        "POST",
-        &format!("{DEV}/applications/{app_id}/oauth-keys/{km}/generate-token"),
-        Some(ALICE),
-        Some(json!({"consumerSecret": secret})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
-    assert!(r.description().contains("grantType"), "{:?}", r.body);
-});
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let km = r.body["keyMappingId"].as_str().unwrap().to_owned();
+        let secret = r.body["consumerSecret"].as_str().unwrap().to_owned();
+        let r = send(
+            &app,
+            "POST",
+            &format!("{DEV}/applications/{app_id}/oauth-keys/{km}/generate-token"),
+            Some(ALICE),
+            Some(json!({"consumerSecret": secret})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+        assert!(r.description().contains("grantType"), "{:?}", r.body);
+    }
+);
 
-on_both_backends!(imported_scopes_are_defined_with_their_bindings, |store: Store| async move {
-    let app = app(store);
-    let doc = json!({
-        "openapi": "3.0.3",
-        "info": {"title": "Petstore", "version": "1.0.0"},
-        "servers": [{"url": "http://localhost:9080/pets"}],
-        "components": {"securitySchemes": {"default": {
-            "type": "oauth2",
-            "flows": {"implicit": {"authorizationUrl": "https://test.com", "scopes": {"write:pets": "", "read:pets": ""}}},
-            "x-scopes-bindings": {"write:pets": "publisher, admin"}
-        }}},
-        "paths": {"/pets": {
-            "get": {"security": [{"default": ["read:pets"]}], "responses": {"200": {"description": "ok"}}},
-            "post": {"security": [{"default": ["write:pets"]}], "responses": {"200": {"description": "ok"}}}
-        }}
-    });
-    let r = send(
-        &app,
-        "POST",
-        &format!("{PUB}/apis/import-openapi"),
-        Some(ADMIN),
-        Some(json!({"definition": doc, "additionalProperties": {"context": "/pets"}})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let mut scopes: Vec<(String, Value)> = r.body["scopes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["scope"]["name"].as_str().unwrap().to_owned(), s["scope"]["bindings"].clone()))
-        .collect();
-    scopes.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(
-        scopes,
-        vec![
-            ("read:pets".to_owned(), json!([])),
-            ("write:pets".to_owned(), json!(["publisher", "admin"]))
-        ]
-    );
-});
+on_both_backends!(
+    imported_scopes_are_defined_with_their_bindings,
+    |store: Store| async move {
+        let app = app(store);
+        let doc = json!({
+            "openapi": "3.0.3",
+            "info": {"title": "Petstore", "version": "1.0.0"},
+            "servers": [{"url": "http://localhost:9080/pets"}],
+            "components": {"securitySchemes": {"default": {
+                "type": "oauth2",
+                "flows": {"implicit": {"authorizationUrl": "https://test.com", "scopes": {"write:pets": "", "read:pets": ""}}},
+                "x-scopes-bindings": {"write:pets": "publisher, admin"}
+            }}},
+            "paths": {"/pets": {
+                "get": {"security": [{"default": ["read:pets"]}], "responses": {"200": {"description": "ok"}}},
+                "post": {"security": [{"default": ["write:pets"]}], "responses": {"200": {"description": "ok"}}}
+            }}
+        });
+        let r = send(
+            &app,
+            "POST",
+            &format!("{PUB}/apis/import-openapi"),
+            Some(ADMIN),
+            Some(json!({"definition": doc, "additionalProperties": {"context": "/pets"}})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let mut scopes: Vec<(String, Value)> = r.body["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["scope"]["name"].as_str().unwrap().to_owned(),
+                    s["scope"]["bindings"].clone(),
+                )
+            })
+            .collect();
+        scopes.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            scopes,
+            vec![
+                ("read:pets".to_owned(), json!([])),
+                ("write:pets".to_owned(), json!(["publisher", "admin"]))
+            ]
+        );
+    }
+);

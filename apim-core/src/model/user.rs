@@ -184,7 +184,8 @@ impl Scope {
     /// Whether `user` may obtain this scope: anyone when it has no role bindings, else a user
     /// with one of the bound roles (admin has every role).
     pub fn allows(&self, user: Option<&User>) -> bool {
-        self.bindings.is_empty() || user.is_some_and(|u| self.bindings.iter().any(|r| u.has_role(r)))
+        self.bindings.is_empty()
+            || user.is_some_and(|u| self.bindings.iter().any(|r| u.has_role(r)))
     }
 }
 

@@ -57,12 +57,11 @@ async fn uses_of(conn: &mut sqlx::AnyConnection, name: &str) -> Result<Vec<Scope
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
-    let rows = sqlx::query(
-        "SELECT body FROM apis WHERE body LIKE $1 ESCAPE '\\' ORDER BY created_at, id",
-    )
-    .bind(format!("%{pattern}%"))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query("SELECT body FROM apis WHERE body LIKE $1 ESCAPE '\\' ORDER BY created_at, id")
+            .bind(format!("%{pattern}%"))
+            .fetch_all(&mut *conn)
+            .await?;
     let mut out = Vec::new();
     for r in &rows {
         let api: Api = from_row(r, "body")?;
@@ -89,10 +88,7 @@ impl Store {
         let rows = sqlx::query("SELECT id, body FROM scopes ORDER BY name")
             .fetch_all(self.am())
             .await?;
-        let mut out: Vec<Scope> = rows
-            .iter()
-            .map(shared_from_row)
-            .collect::<Result<_, _>>()?;
+        let mut out: Vec<Scope> = rows.iter().map(shared_from_row).collect::<Result<_, _>>()?;
         if out.is_empty() {
             return Ok(out);
         }
@@ -196,7 +192,11 @@ impl Store {
     }
 
     /// Replaces a shared scope's display name, description and bindings; the name cannot change.
-    pub async fn update_shared_scope(&self, id: &str, mut scope: Scope) -> Result<Scope, ApimError> {
+    pub async fn update_shared_scope(
+        &self,
+        id: &str,
+        mut scope: Scope,
+    ) -> Result<Scope, ApimError> {
         scope.validate()?;
         let mut tx = self.begin().await?;
         let cur = shared_by_id(&mut tx, id).await?;

@@ -42,7 +42,10 @@ pub(crate) async fn create(
 ) -> Result<Response, ApimError> {
     caller.require(scopes::ADMIN)?;
     let scope = p.store().create_shared_scope(scope).await?;
-    Ok(created(format!("{PUBLISHER_BASE}/scopes/{}", scope.id), scope))
+    Ok(created(
+        format!("{PUBLISHER_BASE}/scopes/{}", scope.id),
+        scope,
+    ))
 }
 
 /// One shared scope.
