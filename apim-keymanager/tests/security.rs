@@ -540,3 +540,75 @@ on_both_backends!(
         );
     }
 );
+
+/// The consent page: an admin approving a client a user registered grants it no `apim:*` scope.
+on_both_backends!(
+    consent_gives_third_party_clients_no_management_scopes,
+    |store: Store| async move {
+        let srv = common::serve(store.clone()).await;
+        seed(&store).await;
+        let redirect = "https://evil.example/cb";
+        let c = srv
+            .km
+            .register_client(
+                ClientRegistration {
+                    redirect_uris: vec![redirect.into()],
+                    grant_types: vec!["authorization_code".into()],
+                    ..Default::default()
+                },
+                "alice",
+            )
+            .await
+            .unwrap();
+        let verifier = "v".repeat(50);
+        let challenge = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                verifier.as_bytes(),
+            ))
+        };
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("response_type", "code"),
+                ("client_id", c.client.client_id.as_str()),
+                ("redirect_uri", redirect),
+                ("scope", "apim:admin apim:api_create"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("username", "admin"),
+                ("password", ADMIN_PW),
+                ("consent", "approve"),
+            ])
+            .finish();
+        let res = common::http(
+            http::Request::post(format!("{}/oauth2/authorize", srv.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.into_bytes())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert!(res.status().is_redirection(), "{}", res.status());
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let query = location.split_once('?').unwrap().1;
+        let code = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        let (st, _, body) = post_form(
+            &format!("{}/oauth2/token", srv.base),
+            Some(&basic(&c.client.client_id, &c.client_secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["scope"], "default");
+    }
+);

@@ -93,9 +93,16 @@ mod tests {
     /// opens with this one, and its scope, tokens and APIs keep working.
     async fn upgrade(url: &str) {
         let (pool, kind) = super::super::open_pool(url, 2).await.expect("pool");
-        let old: Vec<Migration> = apimgt(kind).into_iter().filter(|m| m.version < 20).collect();
-        apply(&pool, old, "previous apimgtdb").await.expect("old schema");
-        apply(&pool, shared(), "shareddb").await.expect("old shared schema");
+        let old: Vec<Migration> = apimgt(kind)
+            .into_iter()
+            .filter(|m| m.version < 20)
+            .collect();
+        apply(&pool, old, "previous apimgtdb")
+            .await
+            .expect("old schema");
+        apply(&pool, shared(), "shareddb")
+            .await
+            .expect("old shared schema");
         sqlx::query("INSERT INTO scopes (name, body) VALUES ($1, $2)")
             .bind("read:orders")
             .bind(r#"{"name":"read:orders","bindings":["publisher"]}"#)
@@ -104,7 +111,9 @@ mod tests {
             .expect("old scope row");
         pool.close().await;
 
-        let store = Store::connect_url(url, None, 2).await.expect("new version opens it");
+        let store = Store::connect_url(url, None, 2)
+            .await
+            .expect("new version opens it");
         let scopes = store.list_shared_scopes().await.expect("list");
         assert_eq!(scopes.len(), 1);
         assert_eq!(scopes[0].id, "read:orders");
@@ -118,7 +127,10 @@ mod tests {
             .delete_shared_scope("read:orders")
             .await
             .expect("delete by its id");
-        assert!(!store.scope_name_exists("read:orders").await.expect("exists"));
+        assert!(!store
+            .scope_name_exists("read:orders")
+            .await
+            .expect("exists"));
     }
 
     #[tokio::test]
