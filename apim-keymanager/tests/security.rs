@@ -541,7 +541,7 @@ on_both_backends!(
     }
 );
 
-/// The consent page: an admin approving a client a user registered grants it no `apim:*` scope.
+// The consent page: an admin approving a client a user registered grants it no `apim:*` scope.
 on_both_backends!(
     consent_gives_third_party_clients_no_management_scopes,
     |store: Store| async move {
