@@ -894,6 +894,25 @@ mod tests {
             field_of(Config::from_toml_str("[admin]\npassword = \"short\"\n")),
             "admin.password"
         );
+        assert_eq!(
+            field_of(Config::from_toml_str(
+                "[key_manager]\nmax_access_token_lifetime_secs = 60\n"
+            )),
+            "key_manager.max_access_token_lifetime_secs"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str(
+                "[key_manager]\nrefresh_token_lifetime_secs = 90000\nmax_refresh_token_lifetime_secs = 86400\n"
+            )),
+            "key_manager.max_refresh_token_lifetime_secs"
+        );
+        let c = Config::from_toml_and_env(
+            "",
+            env(&[("APIM_KEY_MANAGER_ALLOW_USER_CLIENT_REGISTRATION", "true")]),
+        )
+        .expect("config");
+        assert!(c.key_manager.allow_user_client_registration);
+        assert!(!Config::default().key_manager.allow_user_client_registration);
     }
 
     #[test]
