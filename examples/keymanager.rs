@@ -3,7 +3,8 @@
 //! The Key Manager profile alone: the OAuth2 authorization server (`/oauth2/token`, `revoke`,
 //! `introspect`, `jwks`, `register`, `authorize` and the `/.well-known/` metadata) on the control
 //! plane's plain HTTP port (9763 + offset). The first start generates an ES256 signing key and
-//! keeps it in the database. `/oauth2/register` accepts a user's Basic credential, or the
+//! keeps it in the database. `/oauth2/register` accepts an admin's Basic credential (any user's with
+//! `[key_manager] allow_user_client_registration`), or the
 //! internal token (`[internal] token`) as an RFC 7591 initial access token.
 
 use std::process::ExitCode;

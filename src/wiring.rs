@@ -111,6 +111,10 @@ impl TokenIntrospector for KeyManagerHooks {
         if v.get("active").and_then(|a| a.as_bool()) != Some(true) {
             return Ok(None);
         }
+        // only access tokens: a refresh token or an API key is no credential for these APIs
+        if v.get("token_type").and_then(|t| t.as_str()) != Some("Bearer") {
+            return Ok(None);
+        }
         let username = v
             .get("username")
             .or_else(|| v.get("sub"))
@@ -130,5 +134,100 @@ impl TokenIntrospector for KeyManagerHooks {
             username: username.to_owned(),
             scopes,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use apim_keymanager::{ClientRegistration, KeyManagerSettings};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const PW: &str = "admin-pass-123";
+
+    async fn call(router: &axum::Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let res = router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Issue 18 item 17: a refresh token or an API key presented as a Bearer token on the
+    /// management APIs is refused (401); the access token of the same grant is accepted.
+    #[tokio::test]
+    async fn management_apis_take_access_tokens_only() {
+        let (store, _dir) = apim_core::test_util::sqlite_store().await;
+        store.seed_defaults(Some(PW)).await.expect("seed");
+        let km = KeyManager::new(store.clone(), KeyManagerSettings::new("http://km.test"))
+            .await
+            .expect("key manager");
+        let c = km
+            .register_client(
+                ClientRegistration {
+                    grant_types: vec!["password".into(), "refresh_token".into()],
+                    ..Default::default()
+                },
+                "admin",
+            )
+            .await
+            .expect("client");
+        let (status, token) = call(
+            &km.router(),
+            Request::post("/oauth2/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "grant_type=password&username=admin&password={PW}&scope=apim:api_create\
+                     &client_id={}&client_secret={}",
+                    c.client.client_id, c.client_secret
+                )))
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+        let app: apim_core::model::Application = serde_json::from_value(serde_json::json!({
+            "applicationId": "app-1", "name": "Shop", "throttlingPolicy": "Unlimited", "owner": "admin"
+        }))
+        .expect("application");
+        let api_key = km
+            .issue_api_key(apim_keymanager::ApiKeyRequest {
+                application: app,
+                key_type: apim_core::model::KeyType::Production,
+                validity_secs: 3600,
+                permitted_ip: None,
+                permitted_referer: None,
+                subscribed_apis: Vec::new(),
+                subject: None,
+            })
+            .expect("api key");
+        let portal = apim_portal::Portal::new(store)
+            .with_introspector(Arc::new(KeyManagerHooks(km)))
+            .router();
+        let get = |bearer: &str| {
+            Request::get("/api/am/publisher/v4/apis")
+                .header("authorization", format!("Bearer {bearer}"))
+                .body(Body::empty())
+                .expect("request")
+        };
+        let access = token["access_token"].as_str().expect("access token");
+        let refresh = token["refresh_token"].as_str().expect("refresh token");
+        assert_eq!(call(&portal, get(access)).await.0, StatusCode::OK);
+        assert_eq!(
+            call(&portal, get(refresh)).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&portal, get(&api_key)).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

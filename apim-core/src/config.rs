@@ -222,6 +222,14 @@ pub struct KeyManagerConfig {
     /// File holding the key-encryption key (base64, mode 0600). With neither set, one is
     /// generated into `<data_dir>/signing-keys.kek` (see [`Config::key_encryption_key`]).
     pub key_encryption_key_file: Option<PathBuf>,
+    /// Longest access-token lifetime a client may have, seconds (registration asking for more is
+    /// refused; longer stored lifetimes are cut to this).
+    pub max_access_token_lifetime_secs: u64,
+    /// Longest refresh-token lifetime a client may have, seconds.
+    pub max_refresh_token_lifetime_secs: u64,
+    /// Whether users without the admin role may register OAuth clients at `/oauth2/register`
+    /// (their clients never get `apim:*` scopes).
+    pub allow_user_client_registration: bool,
 }
 
 /// First-start admin account.
@@ -343,6 +351,9 @@ impl Default for KeyManagerConfig {
             url: None,
             key_encryption_key: None,
             key_encryption_key_file: None,
+            max_access_token_lifetime_secs: 86_400,
+            max_refresh_token_lifetime_secs: 30 * 86_400,
+            allow_user_client_registration: false,
         }
     }
 }
@@ -543,6 +554,19 @@ impl Config {
             if v == 0 {
                 return Err(ApimError::config(field, "must be greater than 0"));
             }
+        }
+        let km = &self.key_manager;
+        if km.max_access_token_lifetime_secs < km.access_token_lifetime_secs {
+            return Err(ApimError::config(
+                "key_manager.max_access_token_lifetime_secs",
+                "must be at least key_manager.access_token_lifetime_secs",
+            ));
+        }
+        if km.max_refresh_token_lifetime_secs < km.refresh_token_lifetime_secs {
+            return Err(ApimError::config(
+                "key_manager.max_refresh_token_lifetime_secs",
+                "must be at least key_manager.refresh_token_lifetime_secs",
+            ));
         }
         if self.gateway.max_header_bytes < 1024 {
             return Err(ApimError::config(
@@ -1136,6 +1160,25 @@ mod tests {
             field_of(Config::from_toml_str("[admin]\npassword = \"short\"\n")),
             "admin.password"
         );
+        assert_eq!(
+            field_of(Config::from_toml_str(
+                "[key_manager]\nmax_access_token_lifetime_secs = 60\n"
+            )),
+            "key_manager.max_access_token_lifetime_secs"
+        );
+        assert_eq!(
+            field_of(Config::from_toml_str(
+                "[key_manager]\nrefresh_token_lifetime_secs = 90000\nmax_refresh_token_lifetime_secs = 86400\n"
+            )),
+            "key_manager.max_refresh_token_lifetime_secs"
+        );
+        let c = Config::from_toml_and_env(
+            "",
+            env(&[("APIM_KEY_MANAGER_ALLOW_USER_CLIENT_REGISTRATION", "true")]),
+        )
+        .expect("config");
+        assert!(c.key_manager.allow_user_client_registration);
+        assert!(!Config::default().key_manager.allow_user_client_registration);
     }
 
     /// Issue 18 item 23: placeholders and short internal tokens stop start-up naming the field;

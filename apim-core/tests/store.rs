@@ -447,6 +447,7 @@ on_both_backends!(secrets_are_stored_as_hashes, |store: Store| async move {
         access_token_lifetime: 0,
         refresh_token_lifetime: 0,
         created_time: 0,
+        first_party: false,
     };
     store.create_oauth_client(client, &secret).await.unwrap();
     assert!(store

@@ -176,7 +176,7 @@ pub(crate) async fn submit(
         *res.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(res);
     };
-    let granted = match scopes::resolve(&req.client, Some(&user), req.scope.as_deref()) {
+    let granted = match scopes::resolve(&km, &req.client, Some(&user), req.scope.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
             let v = with_state(vec![

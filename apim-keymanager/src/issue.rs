@@ -76,10 +76,12 @@ impl KeyManager {
     ) -> Result<TokenResponse, ApimError> {
         let s = &self.inner.settings;
         let now = now_secs();
+        // a lifetime stored before the caps (or written by another component) is cut to them
         let ttl = match client.access_token_lifetime {
             0 => s.access_token_lifetime.as_secs(),
             n => n,
-        };
+        }
+        .min(s.max_access_token_lifetime.as_secs());
         let exp = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
         let scope = grant.scopes.join(" ");
         let application = self.application_claim(client).await?;
@@ -124,13 +126,29 @@ impl KeyManager {
                 keytype: Some(keytype),
                 ..Claims::default()
             };
-            jwt::encode(self.key_ring().active(), &claims)?
+            let token = jwt::encode(self.key_ring().active(), &claims)?;
+            // kept by hash with its jti, so the client's tokens can be revoked together (new
+            // secret, keys removed)
+            let mut extra = serde_json::Map::new();
+            extra.insert("format".into(), "JWT".into());
+            let stored = StoredToken {
+                kind: "access".into(),
+                client_id: client.client_id.clone(),
+                jti: claims.jti,
+                username: grant.username.clone(),
+                scopes: Vec::new(),
+                expires_at: exp,
+                extra,
+            };
+            self.inner.store.put_token(&token, &stored).await?;
+            token
         };
         let refresh_token = if grant.refresh {
             let rttl = match client.refresh_token_lifetime {
                 0 => s.refresh_token_lifetime.as_secs(),
                 n => n,
-            };
+            }
+            .min(s.max_refresh_token_lifetime.as_secs());
             let token = random_secret()?;
             let stored = StoredToken {
                 kind: "refresh".into(),

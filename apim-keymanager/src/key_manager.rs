@@ -42,6 +42,13 @@ pub struct KeyManagerSettings {
     /// Seals the signing keys in the store (AES-256-GCM); the profiles set it from
     /// `Config::key_encryption_key`. Unset, keys are stored in plaintext (a warning is logged).
     pub key_encryption_key: Option<crate::keys::KeyEncryptionKey>,
+    /// Longest access-token lifetime a client may ask for (registration refuses more; a longer
+    /// stored lifetime is cut to this when a token is issued).
+    pub max_access_token_lifetime: Duration,
+    /// Longest refresh-token lifetime a client may ask for.
+    pub max_refresh_token_lifetime: Duration,
+    /// Whether users without the admin role may register clients at `/oauth2/register`.
+    pub allow_user_client_registration: bool,
 }
 
 impl std::fmt::Debug for KeyManagerSettings {
@@ -59,6 +66,15 @@ impl std::fmt::Debug for KeyManagerSettings {
             .field(
                 "internal_token",
                 &self.internal_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_access_token_lifetime", &self.max_access_token_lifetime)
+            .field(
+                "max_refresh_token_lifetime",
+                &self.max_refresh_token_lifetime,
+            )
+            .field(
+                "allow_user_client_registration",
+                &self.allow_user_client_registration,
             )
             .finish()
     }
@@ -78,6 +94,9 @@ impl KeyManagerSettings {
             user_cache_ttl: Duration::from_secs(60),
             internal_token: None,
             key_encryption_key: None,
+            max_access_token_lifetime: Duration::from_secs(86_400),
+            max_refresh_token_lifetime: Duration::from_secs(30 * 86_400),
+            allow_user_client_registration: false,
         }
     }
 
@@ -101,6 +120,13 @@ impl KeyManagerSettings {
             s.refresh_token_lifetime =
                 Duration::from_secs(config.key_manager.refresh_token_lifetime_secs);
         }
+        s.max_access_token_lifetime =
+            Duration::from_secs(config.key_manager.max_access_token_lifetime_secs)
+                .max(s.access_token_lifetime);
+        s.max_refresh_token_lifetime =
+            Duration::from_secs(config.key_manager.max_refresh_token_lifetime_secs)
+                .max(s.refresh_token_lifetime);
+        s.allow_user_client_registration = config.key_manager.allow_user_client_registration;
         s
     }
 }

@@ -120,6 +120,29 @@ impl KeyManager {
                 "required for the authorization_code grant",
             ));
         }
+        let settings = &self.inner.settings;
+        for (field, asked, max) in [
+            (
+                "access_token_lifetime",
+                reg.access_token_lifetime,
+                settings.max_access_token_lifetime,
+            ),
+            (
+                "refresh_token_lifetime",
+                reg.refresh_token_lifetime,
+                settings.max_refresh_token_lifetime,
+            ),
+        ] {
+            if asked > max.as_secs() {
+                return Err(ApimError::validation(
+                    field,
+                    format!(
+                        "must be at most {} seconds (key_manager.max_{field}_secs)",
+                        max.as_secs()
+                    ),
+                ));
+            }
+        }
         let name = reg.client_name.unwrap_or_else(|| "client".into());
         if name.len() > 200 {
             return Err(ApimError::validation(
@@ -156,6 +179,7 @@ impl KeyManager {
             access_token_lifetime: reg.access_token_lifetime,
             refresh_token_lifetime: reg.refresh_token_lifetime,
             created_time: 0,
+            first_party: false,
         };
         let secret = random_secret()?;
         let client = self
@@ -195,13 +219,30 @@ impl KeyManager {
             .get_oauth_client(client_id)
             .await?
             .ok_or_else(|| ApimError::NotFound(format!("client {client_id}")))?;
+        // the grant this is must be one the client was registered for
+        if !client.grant_types.iter().any(|g| g == "client_credentials") {
+            return Err(ApimError::validation(
+                "grantType",
+                "the keys do not allow the client_credentials grant",
+            ));
+        }
         if let Some(v) = validity_secs.filter(|v| *v > 0) {
+            let max = self.inner.settings.max_access_token_lifetime.as_secs();
+            if v > max {
+                return Err(ApimError::validation(
+                    "validityPeriod",
+                    format!(
+                        "must be at most {max} seconds (key_manager.max_access_token_lifetime_secs)"
+                    ),
+                ));
+            }
             client.access_token_lifetime = v;
         }
-        let owner = self.inner.store.get_user(&client.owner).await?;
+        let owner = crate::scopes::acting_user(self, &client).await?;
         let requested = scopes.join(" ");
-        let scopes = crate::scopes::resolve(&client, owner.as_ref(), Some(&requested))
-            .map_err(|e| ApimError::validation("scope", e.description))?;
+        let scopes = crate::scopes::resolve(self, &client, owner.as_ref(), Some(&requested))
+            .await
+            .map_err(|e| ApimError::validation("scopes", e.description))?;
         self.issue(
             &client,
             crate::issue::Grant {
@@ -291,6 +332,15 @@ pub(crate) async fn register(
     })?;
     let owner = match &registrar {
         Registrar::Trusted => reg.owner.clone().unwrap_or_else(|| "admin".into()),
+        Registrar::User(u)
+            if !u.has_role(roles::ADMIN) && !km.inner.settings.allow_user_client_registration =>
+        {
+            return Err(OAuthError::new(
+                OAuthErrorKind::AccessDenied,
+                "client registration is open to admins only \
+                 (key_manager.allow_user_client_registration)",
+            ));
+        }
         Registrar::User(u) => {
             if let Some(app_id) = &reg.application_id {
                 let app = km
@@ -308,10 +358,18 @@ pub(crate) async fn register(
             u.username.clone()
         }
     };
-    let reg = km
+    let mut reg = km
         .register_client(reg, &owner)
         .await
         .map_err(metadata_error)?;
+    if matches!(registrar, Registrar::Trusted) {
+        // the deployment's own console: may ask for management scopes
+        reg.client.first_party = true;
+        km.store()
+            .update_oauth_client(&reg.client)
+            .await
+            .map_err(OAuthError::from)?;
+    }
     let mut body = serde_json::to_value(&reg).map_err(ApimError::from)?;
     body["client_id_issued_at"] = (reg.client.created_time / 1000).into();
     body["client_secret_expires_at"] = 0.into();

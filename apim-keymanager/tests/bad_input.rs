@@ -11,6 +11,7 @@ use tower::ServiceExt;
 
 async fn setup() -> (KeyManager, String, String, tempfile::TempDir) {
     let (store, dir) = common::sqlite().await;
+    common::define_scopes(&store, &["read", "write"]).await;
     let km = common::key_manager(store).await;
     let c = common::client(
         &km,

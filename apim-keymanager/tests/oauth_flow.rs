@@ -49,6 +49,7 @@ async fn discover_and_register(base: &str, body: Value) -> (Value, Value) {
 on_both_backends!(
     client_credentials_introspect_revoke,
     |store: Store| async move {
+        common::define_scopes(&store, &["read:menu"]).await;
         let srv = common::serve(store).await;
         let (meta, reg) =
             discover_and_register(&srv.base, serde_json::json!({"client_name": "cli"})).await;

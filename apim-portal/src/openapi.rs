@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::routing::{delete, get, patch, post, put, MethodRouter};
+use axum::routing::{delete, get, head, patch, post, put, MethodRouter};
 use axum::Router;
 use http::Method;
 
@@ -50,6 +50,10 @@ impl Routes {
 
     pub(crate) fn post<H: Handler<T, Portal>, T: 'static>(self, path: &'static str, h: H) -> Self {
         self.add(Method::POST, path, post(h))
+    }
+
+    pub(crate) fn head<H: Handler<T, Portal>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::HEAD, path, head(h))
     }
 
     pub(crate) fn put<H: Handler<T, Portal>, T: 'static>(self, path: &'static str, h: H) -> Self {
@@ -116,6 +120,7 @@ mod tests {
                 Method::PUT => &item.put,
                 Method::DELETE => &item.delete,
                 Method::PATCH => &item.patch,
+                Method::HEAD => &item.head,
                 _ => &None,
             };
             assert!(op.is_some(), "{name}: {method} {path} is not documented");
@@ -123,7 +128,7 @@ mod tests {
         let documented: usize = paths
             .values()
             .map(|i| {
-                [&i.get, &i.post, &i.put, &i.delete, &i.patch]
+                [&i.get, &i.post, &i.put, &i.delete, &i.patch, &i.head]
                     .iter()
                     .filter(|o| o.is_some())
                     .count()

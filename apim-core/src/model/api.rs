@@ -63,6 +63,10 @@ pub struct Api {
     /// Resources.
     #[serde(default)]
     pub operations: Vec<Operation>,
+    /// OAuth scopes of the API (WSO2 `APIScope`): its own scopes with their role bindings, and
+    /// shared scopes it uses (`shared: true`, defined under `/scopes`).
+    #[serde(default)]
+    pub scopes: Vec<ApiScope>,
     /// Largest accepted request body in bytes (gateway limit; 0 = the gateway default).
     #[serde(default)]
     pub max_request_body_bytes: u64,
@@ -122,6 +126,17 @@ pub struct CorsConfiguration {
     /// Allowed methods.
     #[serde(default)]
     pub access_control_allow_methods: Vec<String>,
+}
+
+/// A scope an API defines or uses (WSO2 `APIScope`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiScope {
+    /// The scope; for a shared scope only its name is read (the definition is the shared one).
+    pub scope: super::Scope,
+    /// Whether this is a shared scope.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// One resource of an API: URI template + verb.
@@ -304,6 +319,7 @@ impl Api {
                 ));
             }
         }
+        self.validate_scopes()?;
         let mut seen = std::collections::HashSet::new();
         for (i, op) in self.operations.iter().enumerate() {
             if !seen.insert((op.verb.as_str(), op.target.as_str())) {
@@ -314,6 +330,61 @@ impl Api {
             }
         }
         Ok(())
+    }
+
+    /// The API's own scopes are valid and distinct; every scope a resource requires is one of
+    /// the API's scopes or a shared one (whether a shared scope exists is the store's check).
+    fn validate_scopes(&self) -> Result<(), ApimError> {
+        if self.scopes.len() > 200 {
+            return Err(ApimError::validation("scopes", "at most 200 scopes"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.scopes.iter().enumerate() {
+            if s.shared {
+                check_name(&format!("scopes[{i}].scope.name"), &s.scope.name)?;
+            } else {
+                s.scope.validate_at(&format!("scopes[{i}].scope."))?;
+            }
+            if !names.insert(s.scope.name.as_str()) {
+                return Err(ApimError::validation(
+                    format!("scopes[{i}].scope.name"),
+                    format!("scope '{}' is listed twice", s.scope.name),
+                ));
+            }
+        }
+        for (i, op) in self.operations.iter().enumerate() {
+            if op.scopes.len() > 50 {
+                return Err(ApimError::validation(
+                    format!("operations[{i}].scopes"),
+                    "at most 50 scopes",
+                ));
+            }
+            for s in &op.scopes {
+                check_name(&format!("operations[{i}].scopes"), s)?;
+                if s.contains(char::is_whitespace) || s.starts_with("apim:") {
+                    return Err(ApimError::validation(
+                        format!("operations[{i}].scopes"),
+                        format!("'{s}' is not a scope an API can require"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Scope names the resources require that are not among the API's own (local) scopes:
+    /// these must be shared scopes. `(operation index, name)`.
+    pub fn scopes_needing_shared(&self) -> Vec<(usize, &str)> {
+        let local = |n: &str| self.scopes.iter().any(|s| !s.shared && s.scope.name == n);
+        let mut out = Vec::new();
+        for (i, op) in self.operations.iter().enumerate() {
+            for s in &op.scopes {
+                if !local(s) {
+                    out.push((i, s.as_str()));
+                }
+            }
+        }
+        out
     }
 
     fn validate_endpoints(&self) -> Result<(), ApimError> {

@@ -118,7 +118,10 @@ pub struct Role {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scope {
-    /// Scope name, e.g. `read:orders`.
+    /// Server-assigned id of a shared scope (read-only; empty for API-local scopes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// Scope name, e.g. `read:orders`; unique among shared scopes and the APIs' own scopes.
     pub name: String,
     /// Display name.
     #[serde(default)]
@@ -129,19 +132,64 @@ pub struct Scope {
     /// Roles allowed to obtain the scope (empty = anyone).
     #[serde(default)]
     pub bindings: Vec<String>,
+    /// How many APIs use a shared scope (read-only, server-set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_count: Option<u64>,
 }
 
 impl Scope {
     /// Validation with field names.
     pub fn validate(&self) -> Result<(), ApimError> {
-        check_name("name", &self.name)?;
-        if self.name.contains(char::is_whitespace) {
-            return Err(ApimError::validation("name", "must not contain whitespace"));
+        self.validate_at("")
+    }
+
+    /// Validation with field names under `prefix` (e.g. `scopes[0].scope.`). Names are OAuth
+    /// scope tokens (RFC 6749 §3.3: printable ASCII but space, quote and backslash); `apim:` names are
+    /// the management scopes and cannot be defined.
+    pub fn validate_at(&self, prefix: &str) -> Result<(), ApimError> {
+        let field = |f: &str| format!("{prefix}{f}");
+        check_name(&field("name"), &self.name)?;
+        check_len(&field("name"), &self.name, 255)?;
+        if !self
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            return Err(ApimError::validation(
+                field("name"),
+                "must be printable ASCII without spaces, '\"' or '\\'",
+            ));
+        }
+        if self.name.starts_with("apim:") {
+            return Err(ApimError::validation(
+                field("name"),
+                "'apim:' scopes are the management scopes and cannot be defined",
+            ));
+        }
+        if let Some(d) = &self.display_name {
+            check_len(&field("displayName"), d, 255)?;
         }
         if let Some(d) = &self.description {
-            check_len("description", d, 1000)?;
+            check_len(&field("description"), d, 1000)?;
+        }
+        if self.bindings.len() > 100 {
+            return Err(ApimError::validation(
+                field("bindings"),
+                "at most 100 roles",
+            ));
+        }
+        for (i, r) in self.bindings.iter().enumerate() {
+            check_name(&field(&format!("bindings[{i}]")), r)?;
+            check_len(&field(&format!("bindings[{i}]")), r, 255)?;
         }
         Ok(())
+    }
+
+    /// Whether `user` may obtain this scope: anyone when it has no role bindings, else a user
+    /// with one of the bound roles (admin has every role).
+    pub fn allows(&self, user: Option<&User>) -> bool {
+        self.bindings.is_empty()
+            || user.is_some_and(|u| self.bindings.iter().any(|r| u.has_role(r)))
     }
 }
 

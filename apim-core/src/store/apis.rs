@@ -113,6 +113,7 @@ impl Store {
         .bind(now)
         .execute(tx.conn())
         .await?;
+        Store::save_api_scopes(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiCreate(api_ref(&api)));
         tx.commit().await?;
         Ok(api)
@@ -177,6 +178,7 @@ impl Store {
         self.check_api_tiers(&mut tx, &api).await?;
         check_route_overlap(&mut tx, &api, Some(&cur)).await?;
         save_api(&mut tx, &api).await?;
+        Store::save_api_scopes(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiUpdate(api_ref(&api)));
         tx.commit().await?;
         Ok(api)
@@ -381,6 +383,7 @@ impl Store {
         api.last_updated_time = now_ms();
         check_route_overlap(&mut tx, &api, Some(&cur)).await?;
         save_api(&mut tx, &api).await?;
+        Store::save_api_scopes(&mut tx, &api).await?;
         tx.emit(EventPayload::ApiUpdate(api_ref(&api)));
         tx.commit().await?;
         Ok(api)

@@ -183,6 +183,7 @@ impl Store {
                 .bind(&ck)
                 .execute(tx.conn())
                 .await?;
+            Store::revoke_client_tokens_in(&mut tx, &ck).await?;
         }
         sqlx::query("DELETE FROM applications WHERE id = $1")
             .bind(id)
@@ -299,6 +300,7 @@ impl Store {
             .bind(&km.consumer_key)
             .execute(tx.conn())
             .await?;
+        Store::revoke_client_tokens_in(&mut tx, &km.consumer_key).await?;
         tx.emit(EventPayload::RemoveApplicationKeymapping(km));
         tx.commit().await?;
         Ok(())

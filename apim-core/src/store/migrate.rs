@@ -66,6 +66,11 @@ fn apimgt(kind: DbKind) -> Vec<Migration> {
             ),
         },
         migration(
+            20,
+            "scope definitions, tokens by client",
+            include_str!("../../migrations/0020_scopes.sql"),
+        ),
+        migration(
             40,
             "subscription blocks",
             include_str!("../../migrations/0040_subscription_blocks.sql"),
@@ -125,4 +130,71 @@ pub(super) async fn run(
 ) -> Result<(), ApimError> {
     apply(am, apimgt(am_kind), "apimgtdb").await?;
     apply(shared_pool, shared(), "shareddb").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// A database the previous version made (migrations before 20: shared scopes without ids)
+    /// opens with this one, and its scope, tokens and APIs keep working.
+    async fn upgrade(url: &str) {
+        let (pool, kind) = super::super::open_pool(url, 2).await.expect("pool");
+        let old: Vec<Migration> = apimgt(kind)
+            .into_iter()
+            .filter(|m| m.version < 20)
+            .collect();
+        apply(&pool, old, "previous apimgtdb")
+            .await
+            .expect("old schema");
+        apply(&pool, shared(), "shareddb")
+            .await
+            .expect("old shared schema");
+        sqlx::query("INSERT INTO scopes (name, body) VALUES ($1, $2)")
+            .bind("read:orders")
+            .bind(r#"{"name":"read:orders","bindings":["publisher"]}"#)
+            .execute(&pool)
+            .await
+            .expect("old scope row");
+        pool.close().await;
+
+        let store = Store::connect_url(url, None, 2)
+            .await
+            .expect("new version opens it");
+        let scopes = store.list_shared_scopes().await.expect("list");
+        assert_eq!(scopes.len(), 1);
+        assert_eq!(scopes[0].id, "read:orders");
+        assert_eq!(scopes[0].bindings, ["publisher"]);
+        let defs = store
+            .scope_definitions(&["read:orders"])
+            .await
+            .expect("definitions");
+        assert_eq!(defs["read:orders"].len(), 1);
+        store
+            .delete_shared_scope("read:orders")
+            .await
+            .expect("delete by its id");
+        assert!(!store
+            .scope_name_exists("read:orders")
+            .await
+            .expect("exists"));
+    }
+
+    #[tokio::test]
+    async fn scopes_of_the_previous_version_on_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("apim.db").display());
+        upgrade(&url).await;
+    }
+
+    #[tokio::test]
+    async fn scopes_of_the_previous_version_on_postgres() {
+        let Ok(base) = std::env::var("APIM_TEST_POSTGRES_URL") else {
+            eprintln!("APIM_TEST_POSTGRES_URL not set: PostgreSQL run skipped");
+            return;
+        };
+        let url = crate::test_util::fresh_pg_database(&base, "upgrade").await;
+        upgrade(&url).await;
+    }
 }

@@ -26,6 +26,7 @@ mod oauth;
 mod outbox;
 mod passwords;
 mod policies;
+mod scopes;
 mod seed;
 mod users;
 
@@ -47,6 +48,7 @@ pub use apis::{LifecycleHistoryItem, MAX_REVISIONS};
 pub use oauth::{OAuthClient, StoredToken};
 pub use outbox::OutboxBus;
 pub use passwords::{CredentialSnapshot, PasswordPolicy, PasswordStats};
+pub use scopes::ScopeUse;
 pub use seed::{default_policies, SeedReport};
 
 /// Handle to the databases. Cheap to clone.

@@ -46,6 +46,10 @@ pub struct OAuthClient {
     /// Ms since the Unix epoch.
     #[serde(default)]
     pub created_time: i64,
+    /// Registered with the deployment's initial access token (a console of the deployment).
+    /// Only first-party clients — these and clients an admin owns — may obtain `apim:*` scopes.
+    #[serde(default)]
+    pub first_party: bool,
 }
 
 fn jwt() -> String {
@@ -259,11 +263,13 @@ impl Store {
         if n == 0 {
             return Err(ApimError::NotFound(format!("client {client_id}")));
         }
+        // a new secret ends what the old one obtained
+        Store::revoke_client_tokens_in(&mut tx, client_id).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Deletes a client (its tokens stay until they expire or are revoked).
+    /// Deletes a client and revokes its tokens.
     pub async fn delete_oauth_client(&self, client_id: &str) -> Result<(), ApimError> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
@@ -274,6 +280,7 @@ impl Store {
         if n == 0 {
             return Err(ApimError::NotFound(format!("client {client_id}")));
         }
+        Store::revoke_client_tokens_in(&mut tx, client_id).await?;
         tx.commit().await?;
         Ok(())
     }

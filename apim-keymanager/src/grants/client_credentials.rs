@@ -1,5 +1,5 @@
-//! `grant_type=client_credentials` (RFC 6749 §4.4): the token acts for the client's owner; no
-//! refresh token.
+//! `grant_type=client_credentials` (RFC 6749 §4.4): the token acts for the client's owner (its
+//! scopes follow the application owner's roles); no refresh token.
 
 use apim_core::store::OAuthClient;
 
@@ -20,8 +20,9 @@ pub(crate) async fn grant(
             "the client's owner account no longer exists",
         ));
     }
-    let owner = km.inner.store.get_user(&client.owner).await?;
-    let scopes = scopes::resolve(client, owner.as_ref(), form.get("scope"))?;
+    // the roles that decide the scopes are the application owner's
+    let owner = scopes::acting_user(km, client).await?;
+    let scopes = scopes::resolve(km, client, owner.as_ref(), form.get("scope")).await?;
     Ok(Grant {
         username: client.owner.clone(),
         scopes,

@@ -19,7 +19,7 @@ pub(crate) async fn grant(
         .verify_user(username, password)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("invalid user credentials"))?;
-    let scopes = scopes::resolve(client, Some(&user), form.get("scope"))?;
+    let scopes = scopes::resolve(km, client, Some(&user), form.get("scope")).await?;
     Ok(Grant {
         username: user.username,
         scopes,

@@ -24,6 +24,8 @@ pub(crate) async fn grant(
         .filter(|t| t.client_id == client.client_id)
         .ok_or_else(|| OAuthError::invalid_grant("invalid, expired or used refresh token"))?;
     let scopes = scopes::narrow(&stored.scopes, form.get("scope"))?;
+    // roles may have changed since: a scope the user lost is dropped
+    let scopes = scopes::recheck(km, client, &stored.username, scopes).await?;
     km.inner
         .store
         .take_token(value, "refresh")

@@ -52,6 +52,24 @@ pub async fn key_manager(store: Store) -> KeyManager {
         .expect("key manager")
 }
 
+/// Defines shared scopes without role bindings (anyone may obtain them): a scope nobody
+/// defined is never granted.
+pub async fn define_scopes(store: &Store, names: &[&str]) {
+    for n in names {
+        store
+            .create_shared_scope(apim_core::model::Scope {
+                id: String::new(),
+                name: (*n).to_owned(),
+                display_name: None,
+                description: None,
+                bindings: Vec::new(),
+                usage_count: None,
+            })
+            .await
+            .expect("shared scope");
+    }
+}
+
 /// Registers a client owned by `admin` in-process (creating the account if the store has
 /// none: a client acts for an existing account).
 pub async fn client(km: &KeyManager, reg: ClientRegistration) -> RegisteredClient {

@@ -239,6 +239,7 @@ pub(crate) async fn generate_keys(
         access_token_lifetime: lifetime,
         refresh_token_lifetime: 0,
         created_time: 0,
+        first_party: false,
     };
     let client = p.store().create_oauth_client(client, &secret).await?;
     let km = match p
@@ -391,14 +392,18 @@ pub(crate) async fn generate_token(
             "at most 100 scopes of up to 100 characters",
         ));
     }
-    if p.store()
+    let client = p
+        .store()
         .authenticate_client(&km.consumer_key, &body.consumer_secret)
         .await?
-        .is_none()
-    {
+        .ok_or_else(|| {
+            ApimError::validation("consumerSecret", "does not match the consumer key")
+        })?;
+    // the token is a client_credentials grant: only for keys that allow it
+    if !client.grant_types.iter().any(|g| g == "client_credentials") {
         return Err(ApimError::validation(
-            "consumerSecret",
-            "does not match the consumer key",
+            "grantType",
+            "the keys do not allow the client_credentials grant",
         ));
     }
     let issuer = p.token_issuer().ok_or_else(|| {

@@ -72,6 +72,53 @@ pub(crate) async fn owned(p: &Portal, caller: &Caller, id: &str) -> Result<Api, 
     Ok(api)
 }
 
+/// Adds to `api.scopes` the scopes its resources require that it does not list: a shared scope
+/// of that name as shared, else as the API's own scope with the roles of WSO2's
+/// `x-scopes-bindings` (`{"scope": "role1,role2"}` in a security scheme) — none: anyone.
+async fn define_document_scopes(
+    p: &Portal,
+    api: &mut Api,
+    document: &Value,
+) -> Result<(), ApimError> {
+    let bindings = |name: &str| -> Vec<String> {
+        document
+            .pointer("/components/securitySchemes")
+            .or_else(|| document.get("securityDefinitions"))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|schemes| schemes.values())
+            .filter_map(|s| s.get("x-scopes-bindings")?.get(name)?.as_str())
+            .flat_map(|roles| roles.split(','))
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let needed: Vec<String> = api
+        .scopes_needing_shared()
+        .into_iter()
+        .map(|(_, n)| n.to_owned())
+        .collect();
+    for name in needed {
+        if api.scopes.iter().any(|s| s.scope.name == name) {
+            continue;
+        }
+        let shared = p.store().is_shared_scope(&name).await?;
+        api.scopes.push(apim_core::model::ApiScope {
+            scope: apim_core::model::Scope {
+                id: String::new(),
+                bindings: if shared { Vec::new() } else { bindings(&name) },
+                name,
+                display_name: None,
+                description: None,
+                usage_count: None,
+            },
+            shared,
+        });
+    }
+    Ok(())
+}
+
 /// Replace an API's definition (context, version, provider and state are kept).
 #[utoipa::path(put, path = "/apis/{apiId}", params(("apiId" = String, Path, description = "apiId")), tag = "APIs", request_body(content = Object, description = "WSO2 API definition"),
     responses((status = 200, description = "Updated"), (status = 403, description = "Not the provider"), (status = 404, description = "Unknown API")))]
@@ -132,6 +179,7 @@ pub(crate) async fn put_swagger(
     let mut api = owned(&p, &caller, &id).await?;
     let def = parse_openapi_blocking(body).await?;
     api.operations = def.operations;
+    define_document_scopes(&p, &mut api, &def.document).await?;
     p.store().update_api(&id, api).await?;
     repo::put_definition(p.store(), &id, &def.document.to_string()).await?;
     Ok(Json(def.document).into_response())
@@ -211,7 +259,8 @@ pub(crate) async fn import(
     } else {
         (parse_openapi_blocking(body).await?, serde_json::Map::new())
     };
-    let api = api_from_definition(&def, extra)?;
+    let mut api = api_from_definition(&def, extra)?;
+    define_document_scopes(&p, &mut api, &def.document).await?;
     let api = p.store().create_api(api, caller.name()).await?;
     repo::put_definition(p.store(), &api.id, &def.document.to_string()).await?;
     Ok(created(format!("{PUBLISHER_BASE}/apis/{}", api.id), api))

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod lifecycle;
 pub mod openapi_import;
 pub mod revisions;
+pub mod scopes;
 pub mod subscriptions;
 
 use utoipa::OpenApi;
@@ -43,6 +44,13 @@ use crate::openapi::Routes;
         subscriptions::block,
         subscriptions::unblock,
         subscriptions::approve,
+        scopes::list,
+        scopes::create,
+        scopes::get,
+        scopes::exists,
+        scopes::update,
+        scopes::delete,
+        scopes::usage,
     )
 )]
 struct PublisherDoc;
@@ -83,4 +91,11 @@ pub fn routes() -> Routes {
             "/subscriptions/approve-subscription",
             subscriptions::approve,
         )
+        .get("/scopes", scopes::list)
+        .post("/scopes", scopes::create)
+        .get("/scopes/{scopeId}", scopes::get)
+        .head("/scopes/{scopeId}", scopes::exists)
+        .put("/scopes/{scopeId}", scopes::update)
+        .delete("/scopes/{scopeId}", scopes::delete)
+        .get("/scopes/{scopeId}/usage", scopes::usage)
 }
