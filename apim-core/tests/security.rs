@@ -427,6 +427,7 @@ async fn upgrade_previous_version(am_url: &str, shared_url: Option<&str>) {
         access_token_lifetime: 0,
         refresh_token_lifetime: 0,
         created_time: 0,
+        first_party: false,
     };
     sqlx::query("INSERT INTO oauth_clients (client_id, secret_hash, owner, body, created_at) VALUES ('c1', $1, 'bob', $2, 0)")
         .bind(apim_core::crypto::hash_secret("legacy-secret"))
