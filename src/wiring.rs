@@ -133,6 +133,7 @@ impl TokenIntrospector for KeyManagerHooks {
         Ok(Some(Principal {
             username: username.to_owned(),
             scopes,
+            issued_at: v.get("iat").and_then(|i| i.as_i64()),
         }))
     }
 }

@@ -289,3 +289,71 @@ async fn key_manager_refuses_cross_site_state_changes() {
     .await;
     assert_eq!(s, 201, "{body}");
 }
+
+/// Issue 18 item 5: an access token of a deleted account is no credential for a later account
+/// that takes the same name; the new account's own tokens work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_token_does_not_reach_a_new_account_of_the_same_name() {
+    let e = env().await;
+    let creator = ["creator".to_owned()];
+    e.store
+        .create_user("dora", "dora-password-1", &creator, None)
+        .await
+        .unwrap();
+    let client =
+        e.km.register_client(
+            apim::keymanager::ClientRegistration {
+                grant_types: vec!["password".into()],
+                ..Default::default()
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    let token = |password: &'static str| {
+        let app = e.app.clone();
+        let (id, secret) = (
+            client.client.client_id.clone(),
+            client.client_secret.clone(),
+        );
+        async move {
+            let req = http::Request::post("/oauth2/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "grant_type=password&username=dora&password={password}&scope=apim:api_create\
+                     &client_id={id}&client_secret={secret}"
+                )))
+                .unwrap();
+            let res = app.oneshot(req).await.unwrap();
+            assert_eq!(res.status(), 200);
+            let bytes = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let list = |bearer: String| {
+        let app = e.app.clone();
+        async move {
+            let req = http::Request::get("/api/am/publisher/v4/apis")
+                .header("authorization", format!("Bearer {bearer}"))
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(req).await.unwrap().status().as_u16()
+        }
+    };
+    let old = token("dora-password-1").await;
+    assert_eq!(list(old.clone()).await, 200);
+    e.store.delete_user("dora").await.unwrap();
+    assert_eq!(list(old.clone()).await, 401, "the account is gone");
+    // the token's `iat` has whole seconds: the new account comes a full second later
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    e.store
+        .create_user("dora", "dora-password-2", &creator, None)
+        .await
+        .unwrap();
+    assert_eq!(list(old).await, 401, "a token of the earlier account");
+    assert_eq!(list(token("dora-password-2").await).await, 200);
+}

@@ -126,11 +126,11 @@ pub async fn serve_router(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             match tls {
-                None => serve_conn(&builder, stream, router, watcher, &limits).await,
+                None => serve_conn(&builder, stream, peer, router, watcher, &limits).await,
                 Some(acceptor) => {
                     let handshake = limits.idle_timeout.min(Duration::from_secs(10));
                     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve_conn(&builder, s, router, watcher, &limits).await,
+                        Ok(Ok(s)) => serve_conn(&builder, s, peer, router, watcher, &limits).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -146,6 +146,7 @@ pub async fn serve_router(
 async fn serve_conn<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
+    peer: std::net::SocketAddr,
     router: Router,
     watcher: Watcher,
     limits: &ServerLimits,
@@ -154,7 +155,10 @@ async fn serve_conn<I>(
 {
     let activity = Arc::new(Activity::default());
     let counted = activity.clone();
-    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        // the client's address, for handlers that count per address (password lock-out)
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let in_flight = InFlight::start(&counted);
         let call = tower::ServiceExt::oneshot(router.clone(), req);
         async move {
@@ -367,5 +371,38 @@ mod tests {
         io.shutdown().await.unwrap();
         drop(io);
         assert_eq!(reader.await.unwrap().unwrap(), 64 * 1024);
+    }
+
+    /// Issue 18 item 11: handlers see the client's address (`ConnectInfo`), which the password
+    /// lock-out counts failures by.
+    #[tokio::test]
+    async fn handlers_see_the_peer_address() {
+        use axum::extract::ConnectInfo;
+        use tokio::io::AsyncReadExt;
+        let router = Router::new().route(
+            "/peer",
+            axum::routing::get(
+                |ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move {
+                    peer.ip().to_string()
+                },
+            ),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ServerLimits::new(Duration::from_secs(5), Duration::from_secs(5), 8);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_router(listener, router, None, limits, async {
+            let _ = stopped.await;
+        }));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("127.0.0.1"), "{answer}");
+        let _ = stop.send(());
+        server.await.unwrap();
     }
 }

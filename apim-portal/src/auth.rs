@@ -26,6 +26,9 @@ pub struct Principal {
     pub username: String,
     /// Scopes the token carries.
     pub scopes: Vec<String>,
+    /// When the token was issued, seconds since the epoch (`iat`), if known: a token issued
+    /// before the account was created belongs to an earlier account of the same name.
+    pub issued_at: Option<i64>,
 }
 
 /// Checks a Bearer token presented to the management APIs (implemented over the Key Manager's
@@ -174,6 +177,14 @@ impl Authenticator {
             .get_user(&principal.username)
             .await?
             .ok_or_else(bad)?;
+        // a token of a deleted account is no credential for a later account of the same name
+        // (`iat` has whole seconds, the account's creation milliseconds)
+        if principal
+            .issued_at
+            .is_some_and(|iat| iat.saturating_add(1).saturating_mul(1000) < user.created_time)
+        {
+            return Err(bad());
+        }
         // a token never grants more than the user's roles do
         let granted = user.granted_scopes();
         let scopes = principal
