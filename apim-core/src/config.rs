@@ -78,6 +78,11 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) besides the control plane's own from which browsers may
     /// change state through the REST APIs; any other `Origin` gets 403 (default: none).
     pub allowed_origins: Vec<String>,
+    /// Addresses or CIDR ranges of the load balancers / reverse proxies in front of the control
+    /// plane: for a connection from one of them the client's address is the rightmost
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy (default: none, the TCP peer
+    /// is the client). Per-address password lock-out counts by this address.
+    pub trusted_proxies: Vec<String>,
     /// Control-plane and Traffic Manager ports: a request head not complete, or a connection
     /// without a request, for this long (ms) is closed.
     pub idle_timeout_ms: u64,
@@ -294,6 +299,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             idle_timeout_ms: 60_000,
             send_timeout_ms: 60_000,
             max_connections: 1_000,
@@ -587,6 +593,10 @@ impl Config {
         }
         if let Some(k) = &self.key_manager.key_encryption_key {
             decode_kek(k).map_err(|m| ApimError::config("key_manager.key_encryption_key", m))?;
+        }
+        for (i, p) in self.server.trusted_proxies.iter().enumerate() {
+            crate::auth::key_limits::IpRange::parse(p)
+                .map_err(|m| ApimError::config(format!("server.trusted_proxies[{i}]"), m))?;
         }
         for (i, o) in self.server.allowed_origins.iter().enumerate() {
             let ok = o.parse::<http::Uri>().is_ok_and(|u| {
@@ -1277,6 +1287,24 @@ mod tests {
         fresh.internal_token().unwrap();
         assert_eq!(mode(&fresh.data_dir), 0o700);
         assert_eq!(mode(&fresh.data_dir.join("internal.token")), 0o600);
+    }
+
+    #[test]
+    fn trusted_proxies_must_be_addresses_or_ranges() {
+        let ok = Config::from_toml_str(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.server.trusted_proxies.len(), 3);
+        for bad in ["lb.example.com", "10.0.0.0/33", "*"] {
+            assert_eq!(
+                field_of(Config::from_toml_str(&format!(
+                    "[server]\ntrusted_proxies = [\"10.0.0.1\", \"{bad}\"]\n"
+                ))),
+                "server.trusted_proxies[1]",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use apim_core::auth::key_limits::IpRange;
 use axum::Router;
 use http::Request;
 use hyper::body::Incoming;
@@ -52,6 +53,9 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// Load balancers / proxies whose `X-Forwarded-For` names the client (see
+    /// [`client_address`]).
+    pub trusted_proxies: Arc<[IpRange]>,
     permits: Arc<Semaphore>,
 }
 
@@ -64,6 +68,7 @@ impl ServerLimits {
             send_timeout,
             max_connections,
             drain_timeout: Duration::from_secs(10),
+            trusted_proxies: Arc::from(Vec::new()),
             permits: Arc::new(Semaphore::new(max_connections)),
         }
     }
@@ -76,6 +81,19 @@ impl ServerLimits {
             Duration::from_millis(c.send_timeout_ms),
             c.max_connections,
         )
+        // validated with the configuration: an entry that does not parse cannot be here
+        .with_trusted_proxies(
+            c.trusted_proxies
+                .iter()
+                .filter_map(|p| IpRange::parse(p).ok())
+                .collect(),
+        )
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpRange>) -> Self {
+        self.trusted_proxies = Arc::from(proxies);
+        self
     }
 
     /// Connections open now.
@@ -155,10 +173,17 @@ async fn serve_conn<I>(
 {
     let activity = Arc::new(Activity::default());
     let counted = activity.clone();
+    let proxies = limits.trusted_proxies.clone();
+    let via_proxy = proxies.iter().any(|p| p.contains(peer.ip()));
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         // the client's address, for handlers that count per address (password lock-out)
+        let client = if via_proxy {
+            client_address(req.headers(), peer, &proxies)
+        } else {
+            peer
+        };
         req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
+            .insert(axum::extract::ConnectInfo(client));
         let in_flight = InFlight::start(&counted);
         let call = tower::ServiceExt::oneshot(router.clone(), req);
         async move {
@@ -184,6 +209,35 @@ async fn serve_conn<I>(
         }
     };
     watchdog(served, &activity, limits.idle_timeout).await;
+}
+
+/// The client of a request that came through a trusted proxy (`peer`): the rightmost
+/// `X-Forwarded-For` entry that is not itself a trusted proxy — the entries left of it are
+/// whatever the client chose to send. Without a usable entry, the peer.
+pub fn client_address(
+    headers: &http::HeaderMap,
+    peer: std::net::SocketAddr,
+    trusted: &[IpRange],
+) -> std::net::SocketAddr {
+    let mut last_trusted = None;
+    let entries = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','));
+    for entry in entries {
+        let Ok(ip) = entry.trim().parse::<std::net::IpAddr>() else {
+            // a malformed hop: nothing left of it can be believed
+            break;
+        };
+        if trusted.iter().any(|p| p.contains(ip)) {
+            last_trusted = Some(ip);
+            continue;
+        }
+        return std::net::SocketAddr::new(ip, 0);
+    }
+    last_trusted.map_or(peer, |ip| std::net::SocketAddr::new(ip, 0))
 }
 
 #[derive(Debug, Default)]
@@ -387,22 +441,60 @@ mod tests {
                 },
             ),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = ServerLimits::new(Duration::from_secs(5), Duration::from_secs(5), 8);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_router(listener, router, None, limits, async {
-            let _ = stopped.await;
-        }));
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for (trusted, expected) in [(None, "127.0.0.1"), (Some("127.0.0.1"), "203.0.113.9")] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let limits = ServerLimits::new(Duration::from_secs(5), Duration::from_secs(5), 8)
+                .with_trusted_proxies(
+                    trusted
+                        .map(|t| IpRange::parse(t).unwrap())
+                        .into_iter()
+                        .collect(),
+                );
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(serve_router(
+                listener,
+                router.clone(),
+                None,
+                limits,
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                b"GET /peer HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n",
+            )
             .await
             .unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(answer.ends_with("127.0.0.1"), "{answer}");
-        let _ = stop.send(());
-        server.await.unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with(expected), "{trusted:?}: {answer}");
+            let _ = stop.send(());
+            server.await.unwrap();
+        }
+    }
+
+    /// Behind a trusted load balancer the client is the rightmost `X-Forwarded-For` entry the
+    /// balancer did not add itself; from any other peer the header is the client's own words.
+    #[test]
+    fn client_address_behind_trusted_proxies() {
+        let lb = IpRange::parse("10.0.0.0/8").unwrap();
+        let peer: std::net::SocketAddr = "10.1.2.3:4000".parse().unwrap();
+        let ip = |xff: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in xff {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            client_address(&h, peer, &[lb]).ip().to_string()
+        };
+        assert_eq!(ip(&[]), "10.1.2.3");
+        assert_eq!(ip(&["203.0.113.9"]), "203.0.113.9");
+        // the client's forged entry is left of the one the balancer added
+        assert_eq!(ip(&["1.1.1.1, 203.0.113.9"]), "203.0.113.9");
+        assert_eq!(ip(&["1.1.1.1", "203.0.113.9, 10.9.9.9"]), "203.0.113.9");
+        assert_eq!(ip(&["10.2.2.2"]), "10.2.2.2");
+        assert_eq!(ip(&["1.1.1.1, junk"]), "10.1.2.3");
     }
 }
