@@ -20,10 +20,18 @@ use clap::Parser;
 struct Args {
     #[command(flatten)]
     profile: apim::cli::ProfileArgs,
+    /// Add a new active signing key (ES256) to the database, print its kid and exit.
+    #[arg(long)]
+    rotate_signing_key: bool,
 }
 
 async fn run(args: Args) -> Result<(), ApimError> {
     let cfg = args.profile.load()?;
+    if args.rotate_signing_key {
+        let kid = apim::cli::rotate_signing_key(&cfg).await?;
+        println!("new active signing key: {kid} (restart running Key Managers to sign with it)");
+        return Ok(());
+    }
     let store = Store::connect(&cfg).await?;
     let seed = store.seed_defaults(cfg.admin.password.as_deref()).await?;
     if let Some(p) = &seed.generated_admin_password {

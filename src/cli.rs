@@ -42,6 +42,21 @@ impl ProfileArgs {
     }
 }
 
+/// `--rotate-signing-key` (Key Manager and all-in-one profiles): adds a fresh ES256 signing key
+/// to the database, sealed with the configured key-encryption key, and makes it the active one;
+/// returns its `kid`. Older keys stay in the JWKS, so tokens they signed stay valid until they
+/// expire. Key Managers already running keep signing with the key they loaded until they
+/// restart (docs/security.md, *Rotating the signing key*).
+pub async fn rotate_signing_key(cfg: &Config) -> Result<String, ApimError> {
+    let store = apim_core::store::Store::connect(cfg).await?;
+    let mut settings = apim_keymanager::KeyManagerSettings::from_config(cfg);
+    settings.key_encryption_key = Some(apim_keymanager::keys::KeyEncryptionKey::new(
+        &cfg.key_encryption_key()?,
+    ));
+    let km = apim_keymanager::KeyManager::new(store, settings).await?;
+    km.rotate_key().await
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`).
 pub fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

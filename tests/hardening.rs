@@ -200,6 +200,37 @@ async fn data_dir_of_the_previous_version_is_tightened_and_its_keys_sealed() {
     assert_eq!(old["active"], true, "{old}");
     aio.shutdown().await;
 
+    // rotating the signing key (`--rotate-signing-key`): the new key signs, the old one stays
+    // published, so the token issued before the upgrade is still active
+    let rotated = apim::cli::rotate_signing_key(&config(&dir, offset))
+        .await
+        .unwrap();
+    assert_ne!(rotated, old_kid);
+    let aio = AllInOne::start(config(&dir, offset)).await.unwrap();
+    let cp = aio.control_plane;
+    let kids = tokio::task::block_in_place(|| jwks_kids(cp));
+    assert!(
+        kids.contains(&old_kid) && kids.contains(&rotated),
+        "{kids:?}"
+    );
+    let new: serde_json::Value = serde_json::from_str(&tokio::task::block_in_place(|| {
+        sh(&format!(
+            "curl -sf -u '{ck}:{cs}' -d grant_type=client_credentials http://{cp}/oauth2/token"
+        ))
+    }))
+    .unwrap();
+    assert_eq!(kid_of(new["access_token"].as_str().unwrap()), rotated);
+    let old = tokio::task::block_in_place(|| introspect(cp, ck, cs, old_token));
+    assert_eq!(old["active"], true, "{old}");
+    assert!(aio
+        .store
+        .signing_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|(_, _, stored, _)| apim::keymanager::keys::is_sealed(stored)));
+    aio.shutdown().await;
+
     // without the key-encryption key the sealed key cannot be used: start-up names the field
     std::fs::rename(dir.join("signing-keys.kek"), tmp.path().join("kek")).unwrap();
     let mut cfg = config(&dir, offset);
