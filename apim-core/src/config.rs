@@ -122,6 +122,11 @@ pub struct GatewayConfig {
     pub connect_timeout_ms: u64,
     /// Keep-alive idle timeout in ms.
     pub idle_timeout_ms: u64,
+    /// Load balancers (addresses or CIDR ranges) in front of the gateway: for a request from
+    /// one of them the client's address — for IP block conditions, API keys' `permittedIP` and
+    /// the password lock-out — is the rightmost `X-Forwarded-For` entry that is not a trusted
+    /// proxy (default: none, the TCP peer is the client).
+    pub trusted_proxies: Vec<String>,
     /// Longest wait for the next bytes of a client's request body, in ms (then 408; the wait
     /// does not count against the backend endpoint's `actionDuration`).
     pub client_body_timeout_ms: u64,
@@ -322,6 +327,7 @@ impl Default for GatewayConfig {
             request_timeout_ms: 60_000,
             connect_timeout_ms: 5_000,
             idle_timeout_ms: 60_000,
+            trusted_proxies: Vec::new(),
             client_body_timeout_ms: 30_000,
             send_timeout_ms: 60_000,
             max_connections: 10_000,
@@ -594,9 +600,14 @@ impl Config {
         if let Some(k) = &self.key_manager.key_encryption_key {
             decode_kek(k).map_err(|m| ApimError::config("key_manager.key_encryption_key", m))?;
         }
-        for (i, p) in self.server.trusted_proxies.iter().enumerate() {
-            crate::auth::key_limits::IpRange::parse(p)
-                .map_err(|m| ApimError::config(format!("server.trusted_proxies[{i}]"), m))?;
+        for (section, list) in [
+            ("server", &self.server.trusted_proxies),
+            ("gateway", &self.gateway.trusted_proxies),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                crate::auth::key_limits::IpRange::parse(p)
+                    .map_err(|m| ApimError::config(format!("{section}.trusted_proxies[{i}]"), m))?;
+            }
         }
         for (i, o) in self.server.allowed_origins.iter().enumerate() {
             let ok = o.parse::<http::Uri>().is_ok_and(|u| {
@@ -1302,6 +1313,13 @@ mod tests {
                     "[server]\ntrusted_proxies = [\"10.0.0.1\", \"{bad}\"]\n"
                 ))),
                 "server.trusted_proxies[1]",
+                "{bad}"
+            );
+            assert_eq!(
+                field_of(Config::from_toml_str(&format!(
+                    "[gateway]\ntrusted_proxies = [\"{bad}\"]\n"
+                ))),
+                "gateway.trusted_proxies[0]",
                 "{bad}"
             );
         }

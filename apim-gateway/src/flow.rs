@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use apim_core::artifacts::{route, ArtifactStore, RouteMatch};
+use apim_core::auth::key_limits::IpRange;
 use apim_core::auth::{authenticate, AuthContext, ClientAddr, KeyValidator, RequestMeta};
 use apim_core::bus::{RequestRecord, RequestSink};
 use apim_core::throttle::{content_length, Outcome, ThrottleContext, ThrottleDecider};
@@ -64,6 +65,9 @@ pub struct Flow {
     pub(crate) decider: Arc<dyn ThrottleDecider>,
     pub(crate) sink: Option<Arc<dyn RequestSink>>,
     pub(crate) proxy: Proxy,
+    /// `gateway.trusted_proxies`: load balancers whose `X-Forwarded-For` names the client
+    /// (for IP conditions, API-key `permittedIP` and the password lock-out).
+    pub(crate) trusted_proxies: Arc<[IpRange]>,
 }
 
 impl std::fmt::Debug for Flow {
@@ -88,6 +92,7 @@ impl Flow {
             decider: self.decider.clone(),
             sink: self.sink.clone(),
             proxy: self.proxy.for_worker(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 
@@ -244,7 +249,9 @@ impl Flow {
         keep_fields: bool,
     ) -> impl Future<Output = (Response<GatewayBody>, Option<Arc<AuthContext>>)> + 'a {
         async move {
-            let client_ip = conn.peer.map(|p| p.ip());
+            let client_ip = conn.peer.map(|p| {
+                crate::client_address::client_ip(req.headers(), p.ip(), &self.trusted_proxies)
+            });
             let meta = RequestMeta {
                 method: req.method(),
                 uri: req.uri(),

@@ -142,6 +142,12 @@ impl GatewayBuilder {
             decider,
             sink: self.sink,
             proxy,
+            // validated with the configuration
+            trusted_proxies: g
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| apim_core::auth::key_limits::IpRange::parse(p).ok())
+                .collect(),
         });
         let limits = ConnLimits::from_config(&config.gateway);
         Ok(Gateway {

@@ -46,6 +46,7 @@
 
 mod alarm;
 pub mod body;
+pub mod client_address;
 pub mod cors;
 pub mod endpoints;
 mod field_name;

@@ -54,7 +54,7 @@ pub struct ServerLimits {
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
     /// Load balancers / proxies whose `X-Forwarded-For` names the client (see
-    /// [`client_address`]).
+    /// [`crate::client_address`]).
     pub trusted_proxies: Arc<[IpRange]>,
     permits: Arc<Semaphore>,
 }
@@ -178,7 +178,7 @@ async fn serve_conn<I>(
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         // the client's address, for handlers that count per address (password lock-out)
         let client = if via_proxy {
-            client_address(req.headers(), peer, &proxies)
+            crate::client_address::client_address(req.headers(), peer, &proxies)
         } else {
             peer
         };
@@ -209,35 +209,6 @@ async fn serve_conn<I>(
         }
     };
     watchdog(served, &activity, limits.idle_timeout).await;
-}
-
-/// The client of a request that came through a trusted proxy (`peer`): the rightmost
-/// `X-Forwarded-For` entry that is not itself a trusted proxy — the entries left of it are
-/// whatever the client chose to send. Without a usable entry, the peer.
-pub fn client_address(
-    headers: &http::HeaderMap,
-    peer: std::net::SocketAddr,
-    trusted: &[IpRange],
-) -> std::net::SocketAddr {
-    let mut last_trusted = None;
-    let entries = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .rev()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.rsplit(','));
-    for entry in entries {
-        let Ok(ip) = entry.trim().parse::<std::net::IpAddr>() else {
-            // a malformed hop: nothing left of it can be believed
-            break;
-        };
-        if trusted.iter().any(|p| p.contains(ip)) {
-            last_trusted = Some(ip);
-            continue;
-        }
-        return std::net::SocketAddr::new(ip, 0);
-    }
-    last_trusted.map_or(peer, |ip| std::net::SocketAddr::new(ip, 0))
 }
 
 #[derive(Debug, Default)]
@@ -474,27 +445,5 @@ mod tests {
             let _ = stop.send(());
             server.await.unwrap();
         }
-    }
-
-    /// Behind a trusted load balancer the client is the rightmost `X-Forwarded-For` entry the
-    /// balancer did not add itself; from any other peer the header is the client's own words.
-    #[test]
-    fn client_address_behind_trusted_proxies() {
-        let lb = IpRange::parse("10.0.0.0/8").unwrap();
-        let peer: std::net::SocketAddr = "10.1.2.3:4000".parse().unwrap();
-        let ip = |xff: &[&str]| {
-            let mut h = http::HeaderMap::new();
-            for v in xff {
-                h.append("x-forwarded-for", v.parse().unwrap());
-            }
-            client_address(&h, peer, &[lb]).ip().to_string()
-        };
-        assert_eq!(ip(&[]), "10.1.2.3");
-        assert_eq!(ip(&["203.0.113.9"]), "203.0.113.9");
-        // the client's forged entry is left of the one the balancer added
-        assert_eq!(ip(&["1.1.1.1, 203.0.113.9"]), "203.0.113.9");
-        assert_eq!(ip(&["1.1.1.1", "203.0.113.9, 10.9.9.9"]), "203.0.113.9");
-        assert_eq!(ip(&["10.2.2.2"]), "10.2.2.2");
-        assert_eq!(ip(&["1.1.1.1, junk"]), "10.1.2.3");
     }
 }

@@ -619,3 +619,64 @@ async fn default_vhost_serves_hosts_no_vhost_claims() {
         assert_eq!(call(host, "/n/1.0.0/x").await, 404, "{host}");
     }
 }
+
+/// Decides like the test decider but refuses calls from 203.0.113.9, as an IP block condition
+/// would: what the throttle step takes for the client's address.
+struct BlocksOneAddress;
+
+#[async_trait::async_trait]
+impl apim_core::throttle::ThrottleDecider for BlocksOneAddress {
+    async fn decide(
+        &self,
+        ctx: &apim_core::throttle::ThrottleContext<'_>,
+    ) -> apim_core::throttle::Decision {
+        if ctx.client_ip == Some("203.0.113.9".parse().unwrap()) {
+            apim_core::throttle::Decision::Blocked
+        } else {
+            apim_core::throttle::Decision::Allow
+        }
+    }
+}
+
+/// Behind a trusted load balancer (`gateway.trusted_proxies`) the client's address — for IP
+/// conditions, `permittedIP` and the password lock-out — is the one the balancer put in
+/// `X-Forwarded-For`; from any other peer that field is the client's own claim and ignored.
+#[tokio::test]
+async fn client_address_comes_from_trusted_proxies_only() {
+    let b = backend().await;
+    for (trusted, blocked) in [(vec![], false), (vec!["127.0.0.0/8".to_owned()], true)] {
+        let mut config = test_config();
+        config.gateway.trusted_proxies = trusted.clone();
+        let gw = serve(build_gateway_with(
+            vec![api("tp", "/tp", http_ep(&b.url()))],
+            config,
+            std::sync::Arc::new(BlocksOneAddress),
+        ))
+        .await;
+        let forwarded = get(
+            gw.addr,
+            "/tp/1.0.0/x",
+            &[
+                ("authorization", "Bearer good"),
+                ("x-forwarded-for", "198.51.100.1, 203.0.113.9"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            status_of(&forwarded),
+            if blocked { 403 } else { 200 },
+            "{trusted:?}: {forwarded}"
+        );
+        // a forged entry left of the balancer's own is never the client
+        let forged = get(
+            gw.addr,
+            "/tp/1.0.0/x",
+            &[
+                ("authorization", "Bearer good"),
+                ("x-forwarded-for", "203.0.113.9, 198.51.100.1"),
+            ],
+        )
+        .await;
+        assert_eq!(status_of(&forged), 200, "{trusted:?}: {forged}");
+    }
+}
