@@ -45,6 +45,72 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Credential for the internal endpoints (`/internal/...`, Traffic Manager).
     pub internal: InternalConfig,
+    /// Password checks: lock-out after failures and the hashing pool.
+    pub passwords: PasswordsConfig,
+}
+
+/// Password checks (docs/keymanager.md, *Password checks*): every path that checks a user's
+/// password locks an account or client address out after failures and hashes in a bounded
+/// pool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordsConfig {
+    /// Failures per account or client address before the first lock-out.
+    pub free_failures: u32,
+    /// First lock-out in ms; doubles with each further failure.
+    pub base_lockout_ms: u64,
+    /// Longest lock-out in ms.
+    pub max_lockout_ms: u64,
+    /// PBKDF2 runs at the same time (blocking threads).
+    pub max_concurrent: usize,
+    /// Checks that may wait for a hashing slot; more are answered 503.
+    pub max_waiting: usize,
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        let p = crate::store::PasswordPolicy::default();
+        PasswordsConfig {
+            free_failures: p.free_failures,
+            base_lockout_ms: u64::try_from(p.base_lockout.as_millis()).unwrap_or(u64::MAX),
+            max_lockout_ms: u64::try_from(p.max_lockout.as_millis()).unwrap_or(u64::MAX),
+            max_concurrent: p.max_concurrent,
+            max_waiting: p.max_waiting,
+        }
+    }
+}
+
+impl PasswordsConfig {
+    /// The store's policy with these settings (the hashing cost and cache stay the defaults).
+    pub fn policy(&self) -> crate::store::PasswordPolicy {
+        crate::store::PasswordPolicy {
+            free_failures: self.free_failures,
+            base_lockout: std::time::Duration::from_millis(self.base_lockout_ms),
+            max_lockout: std::time::Duration::from_millis(self.max_lockout_ms),
+            max_concurrent: self.max_concurrent,
+            max_waiting: self.max_waiting,
+            ..crate::store::PasswordPolicy::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ApimError> {
+        for (field, zero) in [
+            ("passwords.free_failures", self.free_failures == 0),
+            ("passwords.base_lockout_ms", self.base_lockout_ms == 0),
+            ("passwords.max_concurrent", self.max_concurrent == 0),
+        ] {
+            if zero {
+                return Err(ApimError::config(field, "must be greater than 0"));
+            }
+        }
+        if self.max_lockout_ms < self.base_lockout_ms {
+            return Err(ApimError::config(
+                "passwords.max_lockout_ms",
+                "must be at least passwords.base_lockout_ms",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Database settings. Without URLs, SQLite at `<data_dir>/apim.db`.
@@ -280,6 +346,7 @@ impl Default for Config {
             key_manager: KeyManagerConfig::default(),
             admin: AdminConfig::default(),
             internal: InternalConfig::default(),
+            passwords: PasswordsConfig::default(),
         }
     }
 }
@@ -600,6 +667,7 @@ impl Config {
         if let Some(k) = &self.key_manager.key_encryption_key {
             decode_kek(k).map_err(|m| ApimError::config("key_manager.key_encryption_key", m))?;
         }
+        self.passwords.validate()?;
         for (section, list) in [
             ("server", &self.server.trusted_proxies),
             ("gateway", &self.gateway.trusted_proxies),
@@ -1298,6 +1366,36 @@ mod tests {
         fresh.internal_token().unwrap();
         assert_eq!(mode(&fresh.data_dir), 0o700);
         assert_eq!(mode(&fresh.data_dir.join("internal.token")), 0o600);
+    }
+
+    #[test]
+    fn password_settings() {
+        let c = Config::from_toml_and_env(
+            "[passwords]\nfree_failures = 3\nmax_lockout_ms = 60000\n",
+            env(&[("APIM_PASSWORDS_MAX_CONCURRENT", "4")]),
+        )
+        .unwrap();
+        let p = c.passwords.policy();
+        assert_eq!(p.free_failures, 3);
+        assert_eq!(p.max_lockout, std::time::Duration::from_secs(60));
+        assert_eq!(p.max_concurrent, 4);
+        assert_eq!(
+            Config::default().passwords.policy(),
+            crate::store::PasswordPolicy::default()
+        );
+        for (toml, field) in [
+            ("free_failures = 0", "passwords.free_failures"),
+            ("max_concurrent = 0", "passwords.max_concurrent"),
+            (
+                "base_lockout_ms = 5000\nmax_lockout_ms = 1000",
+                "passwords.max_lockout_ms",
+            ),
+        ] {
+            assert_eq!(
+                field_of(Config::from_toml_str(&format!("[passwords]\n{toml}\n"))),
+                field
+            );
+        }
     }
 
     #[test]

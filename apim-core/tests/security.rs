@@ -499,3 +499,14 @@ async fn database_of_the_previous_version_is_upgraded_postgres() {
     let shared = common::fresh_pg_database(&base, "shared").await;
     upgrade_previous_version(&am, Some(&shared)).await;
 }
+
+/// The profiles' store takes `[passwords]` from the configuration.
+#[tokio::test]
+async fn store_connect_takes_the_configured_password_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg =
+        apim_core::config::Config::from_toml_str("[passwords]\nfree_failures = 2\n").unwrap();
+    cfg.data_dir = dir.path().to_owned();
+    let store = apim_core::store::Store::connect(&cfg).await.unwrap();
+    assert_eq!(store.password_policy().free_failures, 2);
+}

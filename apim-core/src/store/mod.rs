@@ -156,7 +156,10 @@ impl Store {
             })?;
         }
         let shared = (shared != am).then_some(shared);
-        Self::connect_url(&am, shared.as_deref(), config.database.max_connections).await
+        let store =
+            Self::connect_url(&am, shared.as_deref(), config.database.max_connections).await?;
+        store.set_password_policy(config.passwords.policy())?;
+        Ok(store)
     }
 
     /// Opens apimgtdb at `apimgt_url` and shareddb at `shared_url` (the same database when
