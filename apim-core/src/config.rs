@@ -230,7 +230,7 @@ pub struct GatewayConfig {
 /// generator, the backend, another worker), it takes its turn at the next scheduling point
 /// and then handles what has arrived in one go. On a busy machine where the gateway shares
 /// cores with its backend this cut the gateway's median p99 latency from 26 to 9 ms and
-/// raised its throughput by a median 23 % (docs/benchmarks.md, run 6). Setting it needs no privilege; where
+/// raised its throughput by a median 23 % (docs/benchmarks-history.md, run 6). Setting it needs no privilege; where
 /// the OS refuses it, or off Linux, the threads keep the normal policy (logged). `normal`
 /// leaves the OS default (`SCHED_OTHER`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -16,7 +16,7 @@
 #
 # Each row also gives the backend's CPU per request: the same backend costs 3x more per request
 # when its wake-ups do not batch, which is what moves the proxies' throughput most on a small
-# machine (docs/benchmarks.md, run 9).
+# machine (docs/benchmarks-history.md, run 9).
 #
 # The bench gateway serves through Gateway::bind with gateway.worker_threads = one per core by
 # default (single-threaded runtimes, SO_REUSEPORT listeners, SCHED_BATCH as
@@ -94,7 +94,7 @@ start_backend "$NGINX" "$WORK/backend" "$BACKEND_PORT" 2
 # with the kernel's autogroup scheduling (CONFIG_SCHED_AUTOGROUP, on by default) each session
 # is a scheduling group with an equal share of the CPUs, and a gateway left in this script's
 # session would share one group with wrk, where nginx has a group of its own. That difference
-# alone stalled the backend's workers for 10-60 ms at a time (docs/benchmarks.md, run 10).
+# alone stalled the backend's workers for 10-60 ms at a time (docs/benchmarks-history.md, run 10).
 setsid "$GATEWAY_BIN" "$GATEWAY_PORT" "http://127.0.0.1:$BACKEND_PORT" "$WORK/token" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 GW_PID=$!
@@ -143,7 +143,7 @@ run() { # name url pids [header]: the pids are the server under test, for CPU pe
   usr=$(per_req $((au - bu)))
   sys=$(per_req $((as - bs)))
   cpu=$(per_req $((au - bu + as - bs)))
-  # the backend's CPU per request: how well its wake-ups batch (see docs/benchmarks.md, run 9)
+  # the backend's CPU per request: how well its wake-ups batch (see docs/benchmarks-history.md, run 9)
   read -r bbu bbs <<<"$backend_before"
   read -r bau bas <<<"$backend_after"
   backend=$(per_req $((bau - bbu + bas - bbs)))

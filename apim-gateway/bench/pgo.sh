@@ -3,7 +3,7 @@
 # built): an instrumented build serves the load.sh traffic (plus refusals: no credential,
 # unknown API) for TRAIN seconds, its profile is merged, and the release build is made again
 # with it. LLVM then lays the hot path out contiguously and moves cold blocks away, which is
-# what the gateway's instruction cache misses call for (docs/benchmarks.md, run 10). Prints
+# what the gateway's instruction cache misses call for (docs/benchmarks-history.md, run 10). Prints
 # the path of the optimised binary on the last line.
 #
 #   bash apim-gateway/bench/pgo.sh                       # from the workspace root
