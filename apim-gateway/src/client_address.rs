@@ -22,7 +22,13 @@ pub fn client_ip(headers: &http::HeaderMap, peer: IpAddr, trusted: &[IpRange]) -
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.rsplit(','));
     for entry in entries {
-        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+        // some balancers write `address:port` (`[v6]:port`)
+        let entry = entry.trim();
+        let Some(ip) = entry
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        else {
             break;
         };
         if trusted.iter().any(|p| p.contains(ip)) {
@@ -73,5 +79,7 @@ mod tests {
         assert_eq!(ip(&["1.1.1.1", "203.0.113.9, 10.9.9.9"]), "203.0.113.9");
         assert_eq!(ip(&["10.2.2.2"]), "10.2.2.2");
         assert_eq!(ip(&["1.1.1.1, junk"]), "10.1.2.3");
+        assert_eq!(ip(&["203.0.113.9:5678"]), "203.0.113.9");
+        assert_eq!(ip(&["[2001:db8::1]:443"]), "2001:db8::1");
     }
 }

@@ -139,8 +139,19 @@ impl FailureTable {
         self.map.retain(|_, f| {
             f.locked_until.is_some_and(|u| u > now) || now.duration_since(f.last) < keep
         });
+        if self.map.len() < MAX_ENTRIES {
+            return;
+        }
+        // still full (a flood of fresh failures): what locks nothing goes first, then the locks
+        // that end soonest — never all of them, or a flood would lift every lock-out
+        self.map
+            .retain(|_, f| f.locked_until.is_some_and(|u| u > now));
         if self.map.len() >= MAX_ENTRIES {
-            self.map.clear();
+            let mut ends: Vec<Instant> = self.map.values().filter_map(|f| f.locked_until).collect();
+            ends.sort_unstable();
+            let cut = ends[self.map.len() - MAX_ENTRIES * 9 / 10];
+            self.map
+                .retain(|_, f| f.locked_until.is_some_and(|u| u > cut));
         }
     }
 }
@@ -447,5 +458,47 @@ impl PasswordGuard {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    /// A table filled by a flood of fresh failures keeps the lock-outs that last longest: the
+    /// attacker's flood does not lift the lock on the account it guesses.
+    #[test]
+    fn a_full_table_keeps_the_longest_lock_outs() {
+        let now = Instant::now();
+        let mut t = FailureTable {
+            map: HashMap::new(),
+            pruned: now,
+        };
+        t.map.insert(
+            "account:admin".into(),
+            Failures {
+                count: 20,
+                locked_until: Some(now + Duration::from_secs(900)),
+                last: now,
+            },
+        );
+        for i in 0..MAX_ENTRIES {
+            let locked = i % 2 == 0;
+            t.map.insert(
+                format!("account:u{i}"),
+                Failures {
+                    count: 5,
+                    locked_until: locked.then(|| now + Duration::from_secs(1 + (i % 100) as u64)),
+                    last: now,
+                },
+            );
+        }
+        t.prune(now, Duration::from_secs(1800));
+        assert!(t.map.len() < MAX_ENTRIES, "{}", t.map.len());
+        assert!(
+            t.map.contains_key("account:admin"),
+            "the long lock-out survives"
+        );
+        assert!(t.map.values().all(|f| f.locked_until.is_some()));
     }
 }
